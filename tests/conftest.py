@@ -1,0 +1,31 @@
+"""Shared fixtures: every test gets its own home folder, fresh settings and a clean fake provider."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def workbench_home(tmp_path, monkeypatch):
+    """A private home folder per test; no retry backoff, so failure tests run fast."""
+    home = tmp_path / "wbhome"
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.setenv("WORKBENCH_RETRY_BACKOFF", "0")
+    from workbench import config
+    from workbench.gateway import models, prices
+    from workbench.providers import fake
+
+    config.reset_settings()
+    fake.reset()
+    models.clear()
+    prices.clear_prices()
+    yield home
+    config.reset_settings()
+    models.clear()

@@ -1,0 +1,71 @@
+"""`workbench demo|doctor|cache` — the command line. Each command is one call of the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        _COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+@command("cache")
+def _cache(args: argparse.Namespace) -> int:
+    from workbench.gateway import accounting, stores
+
+    if args.action == "clear":
+        removed = accounting.clear_cache()
+        print(f"removed {removed} cached answer(s) from {stores.cache().path}")
+    else:
+        print(f"{accounting.cache_size()} cached answer(s) in {stores.cache().path}")
+    return 0
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from workbench.demo import run_demo
+
+    return run_demo()
+
+
+@command("doctor")
+def _doctor(args: argparse.Namespace) -> int:
+    from workbench.doctor import report
+
+    print(report())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="Jupyter-native LLMOps workbench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cache = sub.add_parser("cache", help="show or clear the answer cache")
+    cache.add_argument("action", choices=["clear", "info"], nargs="?", default="info")
+    sub.add_parser("demo", help="run the quickstart demo offline")
+    sub.add_parser("doctor", help="report what is installed and where things are")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from workbench.errors import WorkbenchError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except WorkbenchError as exc:
+        print(f"workbench {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

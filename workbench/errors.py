@@ -1,0 +1,81 @@
+"""One exception tree for everything Workbench raises on purpose.
+
+Every message names the bad value and says how to fix it, in one line, so a notebook can show it
+as a single red line without a traceback::
+
+    WorkbenchError
+    ├── ConfigError            a bad option value or setting (configure, flags, prices, budgets)
+    ├── ModelError             a model string nothing can serve (unknown provider, unknown alias)
+    ├── MissingKeyError        a provider needs an API key that is not set (names the variable)
+    ├── ProviderError          the provider (and every fallback) failed; carries the attempts
+    │   └── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
+    ├── BudgetExceeded         the call would go over a budget; says the budget, spend, and how to raise it
+    └── StoreError             a local store (cache, ledger) cannot be opened or read
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.gateway.response import Attempt
+
+__all__ = [
+    "WorkbenchError",
+    "ConfigError",
+    "ModelError",
+    "MissingKeyError",
+    "ProviderError",
+    "StreamInterrupted",
+    "BudgetExceeded",
+    "StoreError",
+]
+
+
+class WorkbenchError(Exception):
+    """Root of every error Workbench raises on purpose; the message says how to fix it."""
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A bad option or setting value."""
+
+
+class ModelError(WorkbenchError, ValueError):
+    """A model string that no provider, alias or route can serve."""
+
+
+class MissingKeyError(WorkbenchError):
+    """A provider needs an API key that is not set in the environment or `.env`."""
+
+    def __init__(self, message: str, *, variables: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.variables = variables
+
+
+class ProviderError(WorkbenchError):
+    """A model (and all its fallbacks) failed; `attempts` lists every failed try."""
+
+    def __init__(self, message: str, *, attempts: list[Attempt] | None = None) -> None:
+        super().__init__(message)
+        self.attempts: list[Attempt] = list(attempts or [])
+
+
+class StreamInterrupted(ProviderError):
+    """A stream broke after some text arrived; `partial_text` holds what came."""
+
+    def __init__(self, message: str, *, partial_text: str = "", attempts: Any = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.partial_text = partial_text
+
+
+class BudgetExceeded(WorkbenchError):
+    """The call would take spending over a budget; nothing was sent."""
+
+    def __init__(self, message: str, *, budget_usd: float = 0.0, spent_usd: float = 0.0) -> None:
+        super().__init__(message)
+        self.budget_usd = budget_usd
+        self.spent_usd = spent_usd
+
+
+class StoreError(WorkbenchError):
+    """A local sqlite store (cache, ledger) could not be opened or used."""

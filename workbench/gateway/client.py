@@ -1,0 +1,375 @@
+"""complete / acomplete / stream: one call through cache, budget, litellm, retries and fallbacks.
+
+Order matters: the cache is asked first (a hit is free and never refused), then the budget, then the
+models in turn. Each model gets `max_retries` retries on rate limits, timeouts and server errors; bad
+requests, auth errors and missing keys go straight to the next fallback. Every failed try is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from workbench.errors import BudgetExceeded, MissingKeyError, ProviderError, StreamInterrupted, WorkbenchError
+from workbench.gateway import hooks, models, prices, stores
+from workbench.gateway.calls import PreparedCall, prepare
+from workbench.gateway.ledger import LedgerRow
+from workbench.gateway.prices import format_usd
+from workbench.gateway.response import Attempt, Response
+from workbench.gateway.retry import backoff_s, classify
+from workbench.gateway.secrets import redact
+
+__all__ = ["complete", "acomplete", "stream", "Stream"]
+
+T = TypeVar("T")
+_litellm_ready = False
+
+
+def _litellm() -> Any:
+    """litellm, imported on first use, quiet, with our providers registered."""
+    global _litellm_ready
+    import litellm
+
+    if not _litellm_ready:
+        import logging
+
+        litellm.suppress_debug_info = True
+        litellm.set_verbose = False
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        from workbench.providers import register
+
+        register()
+        _litellm_ready = True
+    return litellm
+
+
+def _check_key(model: str) -> None:
+    from workbench.providers import CUSTOM_PROVIDERS
+
+    if model.split("/", 1)[0] in CUSTOM_PROVIDERS:
+        return
+    try:
+        found = _litellm().validate_environment(model)
+    except Exception:  # litellm cannot tell: let the provider answer for itself
+        return
+    missing = tuple(found.get("missing_keys") or ())
+    if missing:
+        raise MissingKeyError(
+            f"{model} needs {', '.join(missing)}: set it in the environment or a .env file "
+            f"(or add a fallback such as fallbacks=['local/smollm2'])",
+            variables=missing,
+        )
+
+
+def _invoke(target: str | models.Route, call: PreparedCall, *, stream: bool) -> tuple[Any, str]:
+    """One litellm call; returns (litellm result, model string that serves it)."""
+    litellm = _litellm()
+    kwargs = dict(call.params, messages=call.messages, timeout=call.timeout)
+    if stream:
+        kwargs["stream"] = True
+    if isinstance(target, models.Route):
+        result = target.router().completion(model=target.name, **kwargs)
+        hidden = getattr(result, "_hidden_params", None) or {}
+        return result, hidden.get("model_id") or hidden.get("litellm_model_name") or target.name
+    _check_key(target)
+    return litellm.completion(model=target, **kwargs), target
+
+
+def _run_chain(call: PreparedCall, attempt: Callable[[str | models.Route], T]) -> tuple[int, T, list[Attempt]]:
+    """Try each model of the chain, with retries, until `attempt` returns. Raises ProviderError."""
+    from workbench.config import settings
+
+    config = settings()
+    failures: list[Attempt] = []
+    for position, (name, target) in enumerate(call.chain):
+        for retry in range(config.max_retries + 1):
+            started, clock = time.time(), time.perf_counter()
+            try:
+                return position, attempt(target), failures
+            except (KeyboardInterrupt, WorkbenchError) as exc:
+                if not isinstance(exc, MissingKeyError):
+                    raise
+                kind = classify(exc)
+            except Exception as exc:
+                kind = classify(exc)
+            failures.append(
+                Attempt(name, kind.error_type, kind.message, (time.perf_counter() - clock) * 1000, kind.retryable, started)
+            )
+            if not kind.retryable or retry == config.max_retries:
+                break
+            time.sleep(backoff_s(retry, config.retry_backoff_s))
+    raise _all_failed(call, failures)
+
+
+def _all_failed(call: PreparedCall, failures: list[Attempt]) -> WorkbenchError:
+    last = failures[-1]
+    if len(call.chain) == 1 and last.error_type == "MissingKeyError":
+        return MissingKeyError(last.message)
+    tried = ", ".join(dict.fromkeys(a.model for a in failures))
+    hint = "add a fallback, e.g. fallbacks=['local/smollm2']" if len(call.chain) == 1 else "check the providers above"
+    return ProviderError(
+        f"{call.model} failed after {len(failures)} attempt(s) on {tried}; last error {last.error_type}: {last.message}; {hint}",
+        attempts=failures,
+    )
+
+
+def _finish(call: PreparedCall, record: hooks.CallRecord, response: Response | None, status: str) -> None:
+    """Ledger row and observers, for every outcome."""
+    record.ended_at = time.time()
+    record.response = response
+    trace_id = hooks.notify(record) if hooks._observers else None
+    if response is not None:
+        response.trace_id = trace_id or response.trace_id
+    stores.ledger().record(
+        LedgerRow(
+            model=call.model,
+            model_used=response.model_used if response else None,
+            status=status,
+            prompt_tokens=response.prompt_tokens if response else 0,
+            completion_tokens=response.completion_tokens if response else 0,
+            cost_usd=response.cost_usd if response else 0.0,
+            latency_ms=response.latency_ms if response else (record.ended_at - record.started_at) * 1000,
+            cache_hit=bool(response and response.cache_hit),
+            failed_attempts=len(record.attempts),
+            tags=call.tags,
+            trace_id=trace_id,
+        )
+    )
+
+
+def _new_record(call: PreparedCall, *, stream: bool) -> hooks.CallRecord:
+    now = time.time()
+    return hooks.CallRecord(call.model, call.messages, call.recorded_params, call.tags, now, now, stream=stream)
+
+
+def _from_cache(call: PreparedCall, clock: float) -> Response | None:
+    if not call.use_cache:
+        return None
+    hit = stores.cache().get(call.key)
+    if hit is None:
+        return None
+    return Response(
+        text=hit["text"], model=call.model, model_used=hit["model_used"], prompt_tokens=hit["prompt_tokens"],
+        completion_tokens=hit["completion_tokens"], cost_usd=0.0, latency_ms=(time.perf_counter() - clock) * 1000,
+        cache_hit=True, tags=dict(call.tags), finish_reason=hit.get("finish_reason"), messages=call.messages,
+        params=call.recorded_params,
+    )
+
+
+def _store_in_cache(call: PreparedCall, response: Response, position: int) -> None:
+    # Only the primary model's answers are cached under this call's key: a fallback's answer must
+    # not stand in for the primary once it is back.
+    if not call.use_cache or position != 0:
+        return
+    from workbench.config import settings
+
+    stores.cache().set(
+        call.key,
+        {
+            "text": response.text, "model_used": response.model_used, "prompt_tokens": response.prompt_tokens,
+            "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
+        },
+        ttl_s=settings().cache_ttl_s,
+        model=response.model_used,
+    )
+
+
+def _estimate_cost(call: PreparedCall) -> float:
+    primary = call.primary
+    model = next(iter(primary.weights)) if isinstance(primary, models.Route) else primary
+    price = prices.price_of(model)
+    if price is None:
+        return 0.0
+    prompt_chars = sum(len(str(m.get("content") or "")) for m in call.messages)
+    completion = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 0
+    return price.cost(prompt_chars // 4 + 1, int(completion))
+
+
+def _check_budget(call: PreparedCall) -> None:
+    ledger = stores.ledger()
+    for budget in ledger.budgets_for(call.tags):
+        spent = ledger.spent_usd(budget.tag, since=budget.since)
+        estimate = _estimate_cost(call)
+        if spent >= budget.usd or spent + estimate > budget.usd:
+            scope = "the global budget" if budget.tag is None else f"the budget for {budget.tag[0]}={budget.tag[1]}"
+            how = "set_budget(usd=...)" if budget.tag is None else f"set_budget(usd=..., tag={budget.tag!r})"
+            raise BudgetExceeded(
+                f"refused: {scope} is {format_usd(budget.usd)} and {format_usd(spent)} is spent "
+                f"(this call may cost {format_usd(estimate)}); "
+                f"raise it with workbench.{how} or call with cache hits only",
+                budget_usd=budget.usd,
+                spent_usd=spent,
+            )
+
+
+def _response_from(call: PreparedCall, result: Any, model_used: str, clock: float, failures: list[Attempt],
+                   position: int) -> Response:
+    choice = result.choices[0]
+    usage = getattr(result, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    return Response(
+        text=choice.message.content or "",
+        model=call.model,
+        model_used=model_used,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=prices.cost_of(model_used, prompt_tokens, completion_tokens),
+        latency_ms=(time.perf_counter() - clock) * 1000,
+        attempts=list(failures),
+        tags=dict(call.tags),
+        finish_reason=getattr(choice, "finish_reason", None),
+        fell_back=position > 0,
+        messages=call.messages,
+        params=call.recorded_params,
+    )
+
+
+def complete(
+    prompt_or_messages: Any,
+    model: str | None = None,
+    *,
+    system: str | None = None,
+    fallbacks: Any = (),
+    tags: dict[str, str] | None = None,
+    cache: bool = True,
+    stream: bool = False,
+    timeout: float | None = None,
+    **params: Any,
+) -> Any:
+    """Call a model through the gateway and return a Response (with stream=True, a Stream).
+
+    `params` go to litellm (temperature, max_tokens, seed, stop, tools...) and are part of the cache key.
+    """
+    call = prepare(prompt_or_messages, model, system=system, fallbacks=fallbacks, tags=tags, cache=cache,
+                   timeout=timeout, params=params)
+    if stream:
+        return Stream(call)
+    clock = time.perf_counter()
+    record = _new_record(call, stream=False)
+    cached = _from_cache(call, clock)
+    if cached is not None:
+        _finish(call, record, cached, "ok")
+        return cached
+    try:
+        _check_budget(call)
+        position, (result, model_used), failures = _run_chain(call, lambda target: _invoke(target, call, stream=False))
+    except WorkbenchError as exc:
+        record.error = exc
+        record.attempts = list(getattr(exc, "attempts", []))
+        if not isinstance(exc, BudgetExceeded):
+            _finish(call, record, None, "error")
+        raise
+    response = _response_from(call, result, model_used, clock, failures, position)
+    record.attempts = failures
+    _store_in_cache(call, response, position)
+    _finish(call, record, response, "ok")
+    return response
+
+
+async def acomplete(prompt_or_messages: Any, model: str | None = None, **kwargs: Any) -> Response:
+    """complete() without blocking the event loop (it runs on a worker thread)."""
+    return await asyncio.to_thread(complete, prompt_or_messages, model, **kwargs)
+
+
+def stream(prompt_or_messages: Any, model: str | None = None, **kwargs: Any) -> Stream:
+    """Iterate over text chunks as they arrive; afterwards `.response` holds the whole Response."""
+    kwargs["stream"] = True
+    return complete(prompt_or_messages, model, **kwargs)
+
+
+class Stream:
+    """Text chunks of one streamed call. An error before the first chunk falls back to the next model;
+    a break after partial output raises StreamInterrupted and is never cached or counted as a success."""
+
+    def __init__(self, call: PreparedCall) -> None:
+        self.call = call
+        self.response: Response | None = None
+        self.text = ""
+        self._chunks = self._generate()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def _open(self, target: str | models.Route) -> tuple[Any, Any, str]:
+        result, model_used = _invoke(target, self.call, stream=True)
+        iterator = iter(result)
+        first = next(iterator, None)  # an error here, before any text, counts as a failed attempt
+        hidden = getattr(result, "_hidden_params", None) or {}
+        return iterator, first, hidden.get("model_id") or model_used
+
+    def _generate(self) -> Iterator[str]:
+        call, clock = self.call, time.perf_counter()
+        record = _new_record(call, stream=True)
+        cached = _from_cache(call, clock)
+        if cached is not None:
+            self.text = cached.text
+            yield cached.text
+            self.response = cached
+            _finish(call, record, cached, "ok")
+            return
+        try:
+            _check_budget(call)
+            position, (iterator, first, model_used), failures = _run_chain(call, self._open)
+        except WorkbenchError as exc:
+            record.error, record.attempts = exc, list(getattr(exc, "attempts", []))
+            if not isinstance(exc, BudgetExceeded):
+                _finish(call, record, None, "error")
+            raise
+        record.attempts = failures
+        chunks = [] if first is None else [first]
+        try:
+            if first is not None:
+                yield from self._texts(first)
+            for chunk in iterator:
+                chunks.append(chunk)
+                yield from self._texts(chunk)
+        except Exception as exc:
+            kind = classify(exc)
+            record.error = StreamInterrupted(
+                f"{model_used} stopped after {len(self.text)} characters: {kind.error_type}: {kind.message}; "
+                "the partial answer is not cached; run the call again",
+                partial_text=self.text,
+                attempts=failures,
+            )
+            _finish(call, record, None, "interrupted")
+            raise record.error from None
+        response = self._build(chunks, model_used, clock, failures, position)
+        _store_in_cache(call, response, position)
+        _finish(call, record, response, "ok")
+        self.response = response
+
+    def _texts(self, chunk: Any) -> Iterator[str]:
+        choices = getattr(chunk, "choices", None) or []
+        piece = choices[0].delta.content if choices and getattr(choices[0], "delta", None) else None
+        if piece:
+            self.text += piece
+            yield piece
+
+    def _build(self, chunks: list[Any], model_used: str, clock: float, failures: list[Attempt], position: int) -> Response:
+        litellm = _litellm()
+        try:
+            whole = litellm.stream_chunk_builder(chunks, messages=self.call.messages)
+            usage = whole.usage
+            prompt_tokens, completion_tokens = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
+            finish = whole.choices[0].finish_reason
+        except Exception:  # usage is best effort for exotic providers: count it ourselves
+            prompt_tokens = litellm.token_counter(model=model_used, messages=self.call.messages)
+            completion_tokens = litellm.token_counter(model=model_used, text=self.text)
+            finish = None
+        return Response(
+            text=self.text, model=self.call.model, model_used=model_used, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, cost_usd=prices.cost_of(model_used, prompt_tokens, completion_tokens),
+            latency_ms=(time.perf_counter() - clock) * 1000, attempts=list(failures), tags=dict(self.call.tags),
+            finish_reason=finish, fell_back=position > 0, messages=self.call.messages, params=self.call.recorded_params,
+        )
+
+    def __repr__(self) -> str:
+        state = "done" if self.response else "open"
+        return f"<Stream {self.call.model} {state}: {redact(self.text[:40])!r}>"

@@ -1,0 +1,66 @@
+"""Keep API keys out of everything we write: error texts, attempts, caches, ledgers, traces.
+
+The values to hide are read from the environment (a `.env` file is loaded into it first): any variable
+whose name looks like a credential. Provider messages that quote a key (`Incorrect API key provided:
+sk-...`) are also masked by pattern, in case the key came from somewhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["secret_values", "redact", "is_secret_name", "scrub_params", "key_variables_set"]
+
+_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY)", re.IGNORECASE)
+_KEY_PATTERNS = [
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),  # OpenAI, Anthropic (sk-ant-...), many proxies
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),  # Google
+    re.compile(r"\b(?:gsk|xai|hf|pplx|r8)_[A-Za-z0-9]{16,}"),  # Groq, xAI, Hugging Face, Perplexity, Replicate
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{12,}"),
+    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)"),  # user:password@ in URLs (tracking URIs, proxies)
+]
+MASK = "***"
+_MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if is_secret_name(k) and v and len(v) >= _MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)  # longest first, so a key containing another is masked whole
+
+
+def key_variables_set(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names (never values) of credential-like variables that are set."""
+    env = os.environ if environ is None else environ
+    return sorted(k for k, v in env.items() if is_secret_name(k) and v)
+
+
+def redact(text: str) -> str:
+    if not text:
+        return text
+    for value in secret_values():
+        if value in text:
+            text = text.replace(value, MASK)
+    for pattern in _KEY_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
+        else:
+            text = pattern.sub(MASK, text)
+    return text
+
+
+def scrub_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Params without credentials (api_key, headers with tokens...), safe to record."""
+    clean: dict[str, Any] = {}
+    for name, value in params.items():
+        if is_secret_name(name) or name in ("extra_headers", "headers", "aws_secret_access_key"):
+            continue
+        clean[name] = value
+    return clean

@@ -1,0 +1,88 @@
+"""Small sqlite stores shared by threads and processes: WAL, a busy timeout, named migrations.
+
+Each store file has a `schema_migrations` table; a migration runs once, under a file lock, so two
+kernels opening a fresh home at the same moment do not race to create tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from workbench.errors import StoreError
+
+__all__ = ["SqliteStore"]
+
+BUSY_TIMEOUT_S = 60.0
+
+
+class SqliteStore:
+    """One sqlite file; one connection per thread; migrations applied once on first use."""
+
+    def __init__(self, path: Path, migrations: Sequence[tuple[str, str]]) -> None:
+        self.path = Path(path)
+        self._migrations = list(migrations)
+        self._local = threading.local()
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    def connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self._ensure_ready()
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}; check the folder is writable or set WORKBENCH_HOME") from exc
+        return conn
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            from filelock import FileLock
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.path) + ".lock", timeout=BUSY_TIMEOUT_S):
+                conn = self._open()
+                try:
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+                    done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+                    for name, sql in self._migrations:
+                        if name in done:
+                            continue
+                        conn.execute("BEGIN IMMEDIATE")
+                        for statement in filter(str.strip, sql.split(";")):
+                            conn.execute(statement)
+                        conn.execute("INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (name,))
+                        conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot prepare {self.path}: {exc}; move the file aside to start afresh") from exc
+                finally:
+                    conn.close()
+            self._ready = True
+
+    def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
+        try:
+            return self.connect().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path.name}: {exc} (while running {sql.split()[0]})") from exc
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

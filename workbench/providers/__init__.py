@@ -1,0 +1,50 @@
+"""Providers registered with litellm as custom providers: `fake/...` (and `local/...`, the bundled SLM).
+
+`register()` is idempotent and runs on the first gateway call; it imports litellm, so nothing here
+runs at `import workbench`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["register", "add_provider", "CUSTOM_PROVIDERS"]
+
+# provider prefix -> factory returning a litellm CustomLLM instance (imported lazily)
+CUSTOM_PROVIDERS: dict[str, Callable[[], Any]] = {}
+_lock = threading.Lock()
+_registered: set[str] = set()
+
+
+def _fake_factory() -> Any:
+    from workbench.providers.fake import make_provider
+
+    return make_provider()
+
+
+CUSTOM_PROVIDERS["fake"] = _fake_factory
+
+
+def add_provider(prefix: str, factory: Callable[[], Any]) -> None:
+    """Make `prefix/...` model strings go to the CustomLLM that `factory()` builds."""
+    CUSTOM_PROVIDERS[prefix] = factory
+    with _lock:
+        _registered.discard(prefix)
+
+
+def register() -> None:
+    """Register every custom provider with litellm (once per process)."""
+    if _registered >= CUSTOM_PROVIDERS.keys():
+        return
+    import litellm
+
+    with _lock:
+        for prefix, factory in CUSTOM_PROVIDERS.items():
+            if prefix in _registered:
+                continue
+            litellm.custom_provider_map = [e for e in litellm.custom_provider_map if e.get("provider") != prefix]
+            litellm.custom_provider_map.append({"provider": prefix, "custom_handler": factory()})
+            _registered.add(prefix)
+        litellm.utils.custom_llm_setup()
