@@ -30,6 +30,7 @@ _ENV_FIELDS = {
     "WORKBENCH_MAX_RETRIES": "max_retries",
     "WORKBENCH_RETRY_BACKOFF": "retry_backoff_s",
     "WORKBENCH_TIMEOUT": "timeout_s",
+    "WORKBENCH_TRACING": "tracing",
 }
 
 
@@ -43,6 +44,7 @@ class Settings:
     max_retries: int = 2  # retries per model on rate limits, timeouts and server errors
     retry_backoff_s: float = 0.5  # first backoff; doubles each retry
     timeout_s: float | None = 600.0
+    tracing: bool = True  # record every call as a trace and store it in MLflow (WORKBENCH_TRACING=0 turns it off)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,6 +128,15 @@ def _validate(name: str, value: Any) -> Any:
         if number < 0:
             raise ConfigError(f"retry_backoff_s={value!r} must be >= 0")
         return number
+    if name == "tracing":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"tracing={value!r} is not on or off: pass tracing=True or WORKBENCH_TRACING=0")
     raise ConfigError(f"unknown setting {name!r}: known settings are {', '.join(_FIELD_NAMES)}")
 
 
@@ -156,7 +167,7 @@ def settings() -> Settings:
 
 def configure(**options: Any) -> Settings:
     """Set options for this process: home, default_model, judge_model, tracking_uri, cache_ttl_s,
-    max_retries, retry_backoff_s, timeout_s. Unknown names and bad values raise ConfigError."""
+    max_retries, retry_backoff_s, timeout_s, tracing. Unknown names and bad values raise ConfigError."""
     global _current
     checked = {name: _validate(name, value) for name, value in options.items()}
     with _lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -75,6 +76,10 @@ def _invoke(target: str | models.Route, call: PreparedCall, *, stream: bool) -> 
         hidden = getattr(result, "_hidden_params", None) or {}
         return result, hidden.get("model_id") or hidden.get("litellm_model_name") or target.name
     _check_key(target)
+    price = prices.own_price(target)
+    if price is not None:  # tell litellm the price, or it searches its price list for every call
+        kwargs.setdefault("input_cost_per_token", price.input_per_1m / 1_000_000)
+        kwargs.setdefault("output_cost_per_token", price.output_per_1m / 1_000_000)
     return litellm.completion(model=target, **kwargs), target
 
 
@@ -355,7 +360,9 @@ class Stream:
     def _build(self, chunks: list[Any], model_used: str, clock: float, failures: list[Attempt], position: int) -> Response:
         litellm = _litellm()
         try:
-            whole = litellm.stream_chunk_builder(chunks, messages=self.call.messages)
+            with warnings.catch_warnings():  # litellm's pydantic types warn on first use; not for a cell
+                warnings.simplefilter("ignore")
+                whole = litellm.stream_chunk_builder(chunks, messages=self.call.messages)
             usage = whole.usage
             prompt_tokens, completion_tokens = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
             finish = whole.choices[0].finish_reason

@@ -5,15 +5,19 @@ Rows go to a sqlite file under the home folder (WAL, busy timeout), so two kerne
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
+import queue
+import sqlite3
+import threading
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, StoreError
 from workbench.gateway.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
@@ -92,28 +96,88 @@ def _check_tag_key(key: object) -> str:
 
 
 class Ledger:
+    """Rows are queued by the caller and written in batches by a background thread (a sqlite write
+    costs about as much as a whole mocked litellm call); every read flushes first, and so does exit."""
+
     def __init__(self, path: Path) -> None:
         self.store = SqliteStore(path, _MIGRATIONS)
+        self._pending: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        atexit.register(self.flush)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        self.flush()
+        self._closed = True
+        self._wake.set()
+        atexit.unregister(self.flush)
 
     @property
     def path(self) -> Path:
         return self.store.path
 
     def record(self, row: LedgerRow) -> None:
-        self.store.execute(
-            "INSERT INTO calls (created_at, model, model_used, status, prompt_tokens, completion_tokens, cost_usd,"
-            " latency_ms, cache_hit, failed_attempts, tags, trace_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                time.time(), row.model, row.model_used, row.status, row.prompt_tokens, row.completion_tokens,
-                row.cost_usd, row.latency_ms, int(row.cache_hit), row.failed_attempts,
-                json.dumps(row.tags, sort_keys=True), row.trace_id,
-            ),
-        )
+        self._pending.put((
+            time.time(), row.model, row.model_used, row.status, row.prompt_tokens, row.completion_tokens,
+            row.cost_usd, row.latency_ms, int(row.cache_hit), row.failed_attempts,
+            json.dumps(row.tags, sort_keys=True), row.trace_id,
+        ))
+        if self._writer is None:
+            self._start_writer()
+        self._wake.set()
+
+    def _start_writer(self) -> None:
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_forever, name="workbench-ledger", daemon=True)
+                self._writer.start()
+
+    def _write_forever(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # a full disk must not kill the writer; the next flush retries
+                time.sleep(0.5)
+
+    def flush(self) -> None:
+        """Write every queued row now (one transaction)."""
+        with self._write_lock:
+            rows = []
+            while True:
+                try:
+                    rows.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            if not rows:
+                return
+            conn = self.store.connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT INTO calls (created_at, model, model_used, status, prompt_tokens, completion_tokens,"
+                    " cost_usd, latency_ms, cache_hit, failed_attempts, tags, trace_id)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for row in rows:  # keep them for the next try: a ledger loses nothing
+                    self._pending.put(row)
+                raise StoreError(f"cannot write the ledger {self.path}: {exc}; check the disk and the folder") from exc
 
     def count(self) -> int:
+        self.flush()
         return int(self.store.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def spent_usd(self, tag: tuple[str, str] | None = None, since: float = 0.0) -> float:
+        self.flush()
         sql = "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE created_at >= ?"
         params: list[Any] = [since]
         if tag is not None:
@@ -124,6 +188,7 @@ class Ledger:
     def calls(self, limit: int | None = None) -> pd.DataFrame:
         import pandas as pd
 
+        self.flush()
         sql = "SELECT * FROM calls ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
         cursor = self.store.execute(sql)
         columns = [c[0] for c in cursor.description]
@@ -137,6 +202,7 @@ class Ledger:
         """Calls, tokens and USD grouped by `model` (the one that answered) or by a tag's value."""
         import pandas as pd
 
+        self.flush()
         if by == "model":
             group = "COALESCE(model_used, model)"
             params: list[Any] = []

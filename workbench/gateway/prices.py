@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from workbench.errors import ConfigError
 
-__all__ = ["format_usd", "Price", "set_price", "price_of", "cost_of", "clear_prices"]
+__all__ = ["format_usd", "own_price", "Price", "set_price", "price_of", "cost_of", "clear_prices"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,18 @@ def clear_prices() -> None:
         _warned.clear()
 
 
+def own_price(model: str) -> Price | None:
+    """A price we know without litellm (set_price, fake/, local/); None otherwise."""
+    with _lock:
+        if model in _overrides:
+            return _overrides[model]
+    base = model.split("+adapter:", 1)[0]  # an adapter costs what its base costs
+    for prefix, price in _BUILTIN_PREFIXES.items():
+        if base.startswith(prefix):
+            return price
+    return None
+
+
 def _litellm_price(model: str) -> Price | None:
     import litellm
 
@@ -74,14 +86,7 @@ def _litellm_price(model: str) -> Price | None:
 
 def price_of(model: str) -> Price | None:
     """The price of a model string as litellm sees it, or None when unknown."""
-    with _lock:
-        if model in _overrides:
-            return _overrides[model]
-    base = model.split("+adapter:", 1)[0]  # an adapter costs what its base costs
-    for prefix, price in _BUILTIN_PREFIXES.items():
-        if base.startswith(prefix):
-            return price
-    return _litellm_price(model)
+    return own_price(model) or _litellm_price(model)
 
 
 def cost_of(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:

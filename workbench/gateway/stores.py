@@ -40,5 +40,7 @@ def reset() -> None:
     """Drop open stores (after the home folder changes)."""
     global _cache, _ledger
     with _lock:
+        if _ledger is not None:
+            _ledger.close()
         _cache = None
         _ledger = None

@@ -1,0 +1,163 @@
+"""The `%%llm` flags line parsed into a typed record. Any bad value is a ConfigError that names it."""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from workbench.errors import ConfigError
+
+__all__ = ["CellOptions", "FORMATS", "parse_cell_line", "parse_key_value", "flags_help", "option_strings"]
+
+FORMATS = ("markdown", "text", "json", "code", "html")
+
+
+@dataclass
+class CellOptions:
+    """What the flags of one `%%llm` cell ask for."""
+
+    models: list[str] = field(default_factory=list)  # empty: the default model
+    fallbacks: list[str] = field(default_factory=list)
+    system: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    format: str = "markdown"
+    out: str | None = None
+    cache: bool = True
+    stream: bool = False
+    chat: str | None = None
+    trace: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """The answer-changing parameters for complete(); unset ones are left out so defaults apply."""
+        values = {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of printing usage and exiting the kernel."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"%%llm: {message}; see %%llm? for every flag")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise ConfigError(f"%%llm: {message or 'bad flags'}; see %%llm? for every flag")
+
+
+def _number(flag: str, example: str, low: float | None = None, high: float | None = None):
+    def convert(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number, e.g. {flag} {example}") from None
+        if value != value or (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{raw!r} is out of range {low:g}..{high:g}, e.g. {flag} {example}")
+        return value
+
+    return convert
+
+
+def _whole(flag: str, example: str, minimum: int | None = None):
+    def convert(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number, e.g. {flag} {example}") from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{raw!r} must be >= {minimum}, e.g. {flag} {example}")
+        return value
+
+    return convert
+
+
+def _identifier(flag: str):
+    def convert(raw: str) -> str:
+        if not raw.isidentifier() or keyword.iskeyword(raw):
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a Python variable name, e.g. {flag} answer")
+        return raw
+
+    return convert
+
+
+def _build_parser() -> _Parser:
+    # allow_abbrev=False: `--temp` must not silently mean `--temperature`.
+    parser = _Parser(prog="%%llm", add_help=False, allow_abbrev=False,
+                     description="Send the cell body (after {name} interpolation) to a model through the gateway.")
+    add = parser.add_argument
+    add("-m", "--model", action="append", dest="models", default=[], metavar="MODEL",
+        help="model, alias or route; repeat it to see several models side by side (default: the default model)")
+    add("--fallback", action="append", dest="fallbacks", default=[], metavar="MODEL",
+        help="model to try when the model fails; repeatable, tried in order")
+    add("-s", "--system", metavar="TEXT", help="system prompt (quote it: -s \"You are terse.\")")
+    add("-t", "--tag", action="append", dest="tags", default=[], metavar="KEY=VALUE",
+        help="tag the call for spend reports and budgets; repeatable, e.g. -t project=support")
+    add("--temperature", type=_number("--temperature", "0.2", 0, 2), metavar="T", help="sampling temperature, 0 to 2")
+    add("--max-tokens", type=_whole("--max-tokens", "256", 1), metavar="N", help="most tokens in the answer")
+    add("--seed", type=_whole("--seed", "0"), metavar="N", help="sampling seed, for repeatable answers")
+    add("-f", "--format", choices=FORMATS, default="markdown", metavar="FORMAT",
+        help="markdown (default; raw HTML shown as text), text, json (parsed into _llm_json), "
+             "code (fence stripped, code put in a new cell below), html (renders the model's HTML: trusted models only)")
+    add("-o", "--out", type=_identifier("-o"), metavar="NAME", help="also store the Response in the variable NAME")
+    add("--no-cache", action="store_false", dest="cache", help="ask the model even when a cached answer exists")
+    add("--stream", action="store_true", help="show the answer as it is written")
+    add("--chat", type=_identifier("--chat"), metavar="NAME",
+        help="continue the named conversation: earlier turns of NAME are sent too")
+    add("--trace", action="store_true", help="show the call's trace tree under the answer")
+    return parser
+
+
+_PARSER = _build_parser()
+
+
+def option_strings() -> list[str]:
+    """Every flag spelling the parser accepts (the help test checks each is documented)."""
+    return [s for action in _PARSER._actions for s in action.option_strings]
+
+
+def flags_help() -> str:
+    return _PARSER.format_help()
+
+
+def parse_key_value(raw: str, flag: str = "-t") -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key.strip() or not value.strip() or any(c.isspace() for c in key.strip()):
+        raise ConfigError(f"{flag} {raw!r} is not key=value: write e.g. {flag} project=support")
+    return key.strip(), value.strip()
+
+
+def parse_cell_line(line: str) -> CellOptions:
+    """Parse the text after `%%llm` into CellOptions."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"%%llm flags {line.strip()!r}: {exc}; close the quote, e.g. -s \"You are terse.\"") from None
+    namespace, extra = _PARSER.parse_known_args(words)
+    if extra:
+        unknown = extra[0]
+        if unknown.startswith("-"):
+            raise ConfigError(f"%%llm: unknown flag {unknown!r}; known flags: {', '.join(option_strings())} (see %%llm?)")
+        raise ConfigError(f"%%llm: unexpected {unknown!r} on the flags line; name a model with -m, e.g. %%llm -m {unknown}")
+    tags = dict(parse_key_value(raw) for raw in namespace.tags)
+    for name in [*namespace.models, *namespace.fallbacks]:
+        if not name.strip():
+            raise ConfigError("%%llm: -m/--fallback got an empty model name: write e.g. -m fake/echo")
+    return CellOptions(
+        models=list(namespace.models),
+        fallbacks=list(namespace.fallbacks),
+        system=namespace.system,
+        tags=tags,
+        temperature=namespace.temperature,
+        max_tokens=namespace.max_tokens,
+        seed=namespace.seed,
+        format=namespace.format,
+        out=namespace.out,
+        cache=namespace.cache,
+        stream=namespace.stream,
+        chat=namespace.chat,
+        trace=namespace.trace,
+    )
