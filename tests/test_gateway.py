@@ -263,3 +263,22 @@ def test_fake_script_and_flaky_are_deterministic():
         return out
 
     assert pattern() == pattern() and 0 < sum(pattern()) < 30
+
+
+def test_keys_from_a_dotenv_file_are_used_and_masked(tmp_path, monkeypatch):
+    from workbench import config
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-from-dotenv-file-0123456789\n")
+    monkeypatch.chdir(tmp_path)
+    config.reset_settings()
+    try:
+        r = wb.complete("hi", "openai/gpt-4o-mini", mock_response="ok")
+        assert r.text == "ok"
+        from workbench.gateway.secrets import redact
+
+        assert redact("key is sk-from-dotenv-file-0123456789") == "key is ***"
+    finally:
+        import os
+
+        os.environ.pop("OPENAI_API_KEY", None)
