@@ -62,8 +62,10 @@ def test_budget_refuses_before_sending_and_says_how_to_raise():
     assert "project=demo" in message and "$0.00002" in message and "$0.000018" in message
     assert "set_budget(usd=..., tag=('project', 'demo'))" in message
     assert err.value.spent_usd == pytest.approx(0.000018)
-    # refused calls are not sent: nothing recorded
-    assert wb.spend(by="project").loc["demo", "calls"] == 2
+    # refused calls are not sent: recorded as refused, at no cost
+    demo = wb.spend(by="project").loc["demo"]
+    assert (demo["calls"], demo["answered"], demo["refused"]) == (3, 2, 1)
+    assert demo["cost_usd"] == pytest.approx(0.000018)
     # other tags are not limited; a cache hit is free and never refused
     wb.complete("third call would go over " * 3, "fake/echo", tags={"project": "other"})
     assert wb.complete("first call here", "fake/echo", tags={"project": "demo"}).cache_hit

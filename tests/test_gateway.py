@@ -156,7 +156,7 @@ def test_cache_hit_is_free_and_key_covers_parameters():
     assert again.cache_hit and again.cost_usd == 0 and again.text == first.text
     for changed in ({"temperature": 0.2}, {"max_tokens": 5}, {"seed": 1}, {"stop": ["x"]},
                     {"tools": [{"type": "function", "function": {"name": "f"}}]}):
-        assert not wb.complete("cache me", "fake/echo", **changed).cache_hit, changed
+        assert not wb.complete("cache me", "fake/echo", **{"temperature": 0.1, **changed}).cache_hit, changed
     assert not wb.complete("cache me", "fake/echo", system="other", temperature=0.1).cache_hit
     assert not wb.complete("cache me", "fake/echo", temperature=0.1, cache=False).cache_hit
 
@@ -282,3 +282,13 @@ def test_keys_from_a_dotenv_file_are_used_and_masked(tmp_path, monkeypatch):
         import os
 
         os.environ.pop("OPENAI_API_KEY", None)
+
+
+def test_credential_names_are_recognised_but_token_counts_are_not():
+    from workbench.gateway.secrets import is_secret_name, scrub_params
+
+    for name in ("OPENAI_API_KEY", "HF_TOKEN", "api_key", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "token"):
+        assert is_secret_name(name), name
+    for name in ("max_tokens", "max_completion_tokens", "TOKENIZERS_PARALLELISM", "temperature"):
+        assert not is_secret_name(name), name
+    assert scrub_params({"max_tokens": 5, "api_key": "sk-x"}) == {"max_tokens": 5}

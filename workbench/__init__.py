@@ -42,12 +42,33 @@ _EXPORTS = {
     "StreamInterrupted": "workbench.errors",
     "BudgetExceeded": "workbench.errors",
     "StoreError": "workbench.errors",
+    "span": "workbench.tracing.context",
+    "traced": "workbench.tracing.context",
+    "show_trace": "workbench.tracing.view",
+    "TraceView": "workbench.tracing.view",
+    "run": "workbench.tracing.tracking",
+    "runs": "workbench.tracing.tracking",
+    "prompt": "workbench.tracing.registry",
+    "prompts": "workbench.tracing.registry",
+    "register_prompt": "workbench.tracing.registry",
+    "golden": "workbench.datasets.golden",
+    "GoldenDataset": "workbench.datasets.golden",
+    "evaluate": "workbench.evals.runner",
+    "EvalResult": "workbench.evals.result",
+    "scorers": "workbench.evals.scoring",
+    "compare": "workbench.evals.compare",
+    "gate": "workbench.evals.compare",
+    "GateResult": "workbench.evals.compare",
+    "calibrate": "workbench.evals.calibrate",
+    "feedback": "workbench.signals.collect",
+    "training_data": "workbench.signals.exports",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:
     from workbench.config import configure, settings
+    from workbench.datasets.golden import GoldenDataset, golden
     from workbench.errors import (
         BudgetExceeded,
         ConfigError,
@@ -63,6 +84,17 @@ if TYPE_CHECKING:
     from workbench.gateway.models import alias, route
     from workbench.gateway.prices import set_price
     from workbench.gateway.response import Attempt, Response
+    from workbench.evals.calibrate import calibrate
+    from workbench.evals.compare import GateResult, compare, gate
+    from workbench.evals.result import EvalResult
+    from workbench.evals.runner import evaluate
+    from workbench.evals.scoring import scorers
+    from workbench.signals.collect import feedback
+    from workbench.signals.exports import training_data
+    from workbench.tracing.context import span, traced
+    from workbench.tracing.registry import prompt, prompts, register_prompt
+    from workbench.tracing.tracking import run, runs
+    from workbench.tracing.view import TraceView, show_trace
 
 
 def __getattr__(name: str) -> Any:
@@ -76,3 +108,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext workbench`: the `%%llm` magic and every installed stage's magics (`%trace`, ...)."""
+    from workbench.notebook import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext workbench`: removes what load_ipython_extension added."""
+    from workbench.notebook import unload
+
+    unload(ipython)

@@ -1,4 +1,4 @@
-"""`workbench demo|doctor|cache` — the command line. Each command is one call of the Python API."""
+"""`workbench demo|doctor|cache|mlflow` — the command line. Each command is one call of the Python API."""
 
 from __future__ import annotations
 
@@ -46,6 +46,33 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("mlflow")
+def _mlflow(args: argparse.Namespace) -> int:
+    import time
+
+    from workbench.tracing.ui import start_ui
+
+    server = start_ui(port=args.port, wait_s=120.0)
+    print(f"MLflow UI: {server.url}  (store: {server.store})", flush=True)
+    if server.process is None:  # the store is already a server: nothing to keep running
+        return 0
+    try:
+        while server.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+@command("eval")
+def _eval(args: argparse.Namespace) -> int:
+    from workbench.evals.cli import run_eval
+
+    return run_eval(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Jupyter-native LLMOps workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["clear", "info"], nargs="?", default="info")
     sub.add_parser("demo", help="run the quickstart demo offline")
     sub.add_parser("doctor", help="report what is installed and where things are")
+    from workbench.evals.cli import add_eval_parser
+
+    add_eval_parser(sub)
+    ui = sub.add_parser("mlflow", help="start the MLflow UI on 127.0.0.1 against the current store")
+    ui.add_argument("--port", type=int, default=None, help="port to listen on (default 5000, or a free one)")
     return parser
 
 

@@ -17,6 +17,19 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def _model_source(model: str) -> str:
+    """Where a local default model's weights come from: package, cache, hub, folder or missing."""
+    if not model.startswith("local/"):
+        return "(not a local model: served by its provider)"
+    from workbench.providers.local_adapters import parse_model_name
+    from workbench.providers.local_model import model_source
+
+    try:
+        return model_source(parse_model_name(model).base)
+    except Exception as exc:  # doctor reports problems, it does not stop at them
+        return f"missing: {exc}"
+
+
 def report() -> str:
     from workbench.config import settings
     from workbench.gateway.secrets import key_variables_set, redact
@@ -29,6 +42,7 @@ def report() -> str:
         f"  home           {config.home}",
         f"  tracking store {redact(config.effective_tracking_uri)}",
         f"  default model  {config.default_model}",
+        f"  model source   {_model_source(config.default_model)}",
         f"  judge model    {config.effective_judge_model}",
         f"  keys set       {', '.join(key_variables_set()) or '(none: fake/ and local/ models still work)'}",
     ]

@@ -22,13 +22,13 @@ from workbench.gateway.response import Attempt, Response
 from workbench.gateway.retry import backoff_s, classify
 from workbench.gateway.secrets import redact
 
-__all__ = ["complete", "acomplete", "stream", "Stream"]
+__all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm"]
 
 T = TypeVar("T")
 _litellm_ready = False
 
 
-def _litellm() -> Any:
+def quiet_litellm() -> Any:
     """litellm, imported on first use, quiet, with our providers registered."""
     global _litellm_ready
     import litellm
@@ -47,13 +47,26 @@ def _litellm() -> Any:
     return litellm
 
 
+_observers_ready = False
+
+
+def _ensure_observers() -> None:
+    """Install tracing's observer on first use (importing workbench.tracing loads no MLflow)."""
+    global _observers_ready
+    if not _observers_ready:
+        from workbench.tracing import install
+
+        install()
+        _observers_ready = True
+
+
 def _check_key(model: str) -> None:
     from workbench.providers import CUSTOM_PROVIDERS
 
     if model.split("/", 1)[0] in CUSTOM_PROVIDERS:
         return
     try:
-        found = _litellm().validate_environment(model)
+        found = quiet_litellm().validate_environment(model)
     except Exception:  # litellm cannot tell: let the provider answer for itself
         return
     missing = tuple(found.get("missing_keys") or ())
@@ -67,7 +80,7 @@ def _check_key(model: str) -> None:
 
 def _invoke(target: str | models.Route, call: PreparedCall, *, stream: bool) -> tuple[Any, str]:
     """One litellm call; returns (litellm result, model string that serves it)."""
-    litellm = _litellm()
+    litellm = quiet_litellm()
     kwargs = dict(call.params, messages=call.messages, timeout=call.timeout)
     if stream:
         kwargs["stream"] = True
@@ -123,6 +136,7 @@ def _all_failed(call: PreparedCall, failures: list[Attempt]) -> WorkbenchError:
 
 def _finish(call: PreparedCall, record: hooks.CallRecord, response: Response | None, status: str) -> None:
     """Ledger row and observers, for every outcome."""
+    _ensure_observers()
     record.ended_at = time.time()
     record.response = response
     trace_id = hooks.notify(record) if hooks._observers else None
@@ -265,8 +279,7 @@ def complete(
     except WorkbenchError as exc:
         record.error = exc
         record.attempts = list(getattr(exc, "attempts", []))
-        if not isinstance(exc, BudgetExceeded):
-            _finish(call, record, None, "error")
+        _finish(call, record, None, "refused" if isinstance(exc, BudgetExceeded) else "error")
         raise
     response = _response_from(call, result, model_used, clock, failures, position)
     record.attempts = failures
@@ -324,8 +337,7 @@ class Stream:
             position, (iterator, first, model_used), failures = _run_chain(call, self._open)
         except WorkbenchError as exc:
             record.error, record.attempts = exc, list(getattr(exc, "attempts", []))
-            if not isinstance(exc, BudgetExceeded):
-                _finish(call, record, None, "error")
+            _finish(call, record, None, "refused" if isinstance(exc, BudgetExceeded) else "error")
             raise
         record.attempts = failures
         chunks = [] if first is None else [first]
@@ -358,7 +370,7 @@ class Stream:
             yield piece
 
     def _build(self, chunks: list[Any], model_used: str, clock: float, failures: list[Attempt], position: int) -> Response:
-        litellm = _litellm()
+        litellm = quiet_litellm()
         try:
             with warnings.catch_warnings():  # litellm's pydantic types warn on first use; not for a cell
                 warnings.simplefilter("ignore")

@@ -67,7 +67,7 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 class LedgerRow:
     model: str
     model_used: str | None
-    status: str  # "ok", "error" or "interrupted"
+    status: str  # "ok", "error", "interrupted" or "refused" (over budget: nothing was sent)
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
@@ -211,12 +211,13 @@ class Ledger:
             group = "COALESCE(json_extract(tags, '$.' || ?), '(untagged)')"
             params = [by]
         sql = (
-            f"SELECT {group} AS grp, COUNT(*), SUM(status = 'ok'), SUM(status != 'ok'), SUM(cache_hit),"
+            f"SELECT {group} AS grp, COUNT(*), SUM(status = 'ok'), SUM(status IN ('error', 'interrupted')),"
+            " SUM(status = 'refused'), SUM(cache_hit),"
             " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(cost_usd IS NULL AND status = 'ok')"
             f" FROM calls GROUP BY grp ORDER BY SUM(cost_usd) DESC, grp"
         )
         rows = self.store.execute(sql, params).fetchall()
-        columns = [by, "calls", "answered", "failed", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
+        columns = [by, "calls", "answered", "failed", "refused", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
                    "unpriced_calls"]
         frame = pd.DataFrame(rows, columns=columns)
         frame["cost_usd"] = frame["cost_usd"].fillna(0.0)

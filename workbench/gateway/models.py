@@ -136,9 +136,10 @@ def validate_model(model: object) -> str:
     target = resolve(model.strip())
     if isinstance(target, Route):
         return model
-    import litellm
-
+    from workbench.gateway.client import quiet_litellm
     from workbench.providers import CUSTOM_PROVIDERS, register
+
+    litellm = quiet_litellm()
 
     prefix = target.split("/", 1)[0]
     if prefix in CUSTOM_PROVIDERS:

@@ -14,7 +14,11 @@ from typing import Any
 
 __all__ = ["secret_values", "redact", "is_secret_name", "scrub_params", "key_variables_set"]
 
-_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY)", re.IGNORECASE)
+# Whole underscore-separated words only: HF_TOKEN and OPENAI_API_KEY are secrets, max_tokens is not.
+_SECRET_NAME = re.compile(
+    r"(?:^|_)(?:API_?KEY|TOKEN|SECRET|SECRET_KEY|PASSWORD|PASSWD|CREDENTIALS?|ACCESS_KEY|PRIVATE_KEY)(?:$|_)",
+    re.IGNORECASE,
+)
 _KEY_PATTERNS = [
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),  # OpenAI, Anthropic (sk-ant-...), many proxies
     re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),  # Google

@@ -29,7 +29,7 @@ class Column:
     """One model's part of a cell's output; a cell with several -m has one each."""
 
     model: str  # as asked
-    state: str = "waiting"  # waiting | streaming | done | error | stopped
+    state: str = "waiting"  # waiting | asking | streaming | done | error | stopped
     text: str = ""
     response: Response | None = None
     error: BaseException | None = None
@@ -89,8 +89,8 @@ def _pre(text: str, language: str = "") -> str:
 
 def _body(column: Column, fmt: str) -> tuple[str, str]:
     """(html, plain) for the answer part of a column."""
-    if column.state == "waiting":
-        note = f"waiting for {column.model}..."
+    if column.state in ("waiting", "asking"):
+        note = f"{column.state} for {column.model}..." if column.state == "waiting" else f"asking {column.model}..."
         return f'<div style="{_FOOTER_STYLE}">{html.escape(note)}</div>', note
     if column.state == "error" and column.error is not None:
         line = _one_line(column.error)

@@ -34,6 +34,8 @@ class Session:
     entries: list[HistoryEntry] = field(default_factory=list)
     chats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cell_id: str | None = None  # set by the pre_run_cell hook
+    store_history: bool = True  # False for silent runs, which get no [n]
+    hook: Any = field(default=None, repr=False)  # that hook, so unload can remove it
 
     def add(self, entry: HistoryEntry) -> None:
         self.entries.append(entry)
@@ -60,6 +62,6 @@ class Session:
                 "prompt": " ".join(entry.prompt.split())[:80],
                 "at": pd.Timestamp(entry.created_at, unit="s"),
             })
-        columns = ["cell", "cell_id", "model", "model_used", "status", "tokens", "cost_usd", "latency_ms", "cache_hit",
-                   "fell_back", "variables", "prompt", "at"]
+        columns = ["cell", "model", "model_used", "status", "tokens", "cost_usd", "latency_ms", "cache_hit", "fell_back",
+                   "variables", "prompt", "cell_id", "at"]
         return pd.DataFrame(rows, columns=columns)

@@ -24,7 +24,14 @@ def _fake_factory() -> Any:
     return make_provider()
 
 
+def _local_factory() -> Any:
+    from workbench.providers.local import make_provider
+
+    return make_provider()
+
+
 CUSTOM_PROVIDERS["fake"] = _fake_factory
+CUSTOM_PROVIDERS["local"] = _local_factory
 
 
 def add_provider(prefix: str, factory: Callable[[], Any]) -> None:

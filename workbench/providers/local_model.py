@@ -9,6 +9,10 @@
 
 The model cache is `$WORKBENCH_MODEL_CACHE`, else `$XDG_CACHE_HOME/workbench/models`, else `~/.cache/workbench/models`:
 one per user, shared by every Workbench home and test run. torch and transformers are imported only when a model loads.
+
+OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE, unless set already): with the default busy-wait, generate on a
+machine whose cores other processes also use (CI, a laptop running a notebook server) ran 5-10x slower (13-50 vs
+250-300 tokens/s measured here on 2 shared cores). It must be set before torch loads, so it is set on import here.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
+
+if "torch" not in sys.modules:  # read by libgomp when torch loads; see the module docstring
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
     "BundledModel",
@@ -163,7 +171,7 @@ def _as_folder(name: str) -> Path | None:
         return path.resolve()
     if name.startswith(("/", "./", "../", "~")) or name in {".", ".."}:
         raise ModelError(
-            f"local/{name}: there is no folder {str(path)!r}; pass a folder holding a transformers model "
+            f"local/{name}: there is no folder {str(path.absolute())!r}; pass a folder holding a transformers model "
             f"(config.json + weights), a Hugging Face id such as local/HuggingFaceTB/SmolLM2-135M-Instruct, or local/smollm2"
         )
     return None
@@ -275,7 +283,19 @@ def _drop_quantizer(model: Any) -> None:
             setattr(model, attribute, False if attribute == "is_quantized" else None)
 
 
-def _convert_bundled(spec: BundledModel, gguf: Path) -> tuple[Any, Any]:
+def _save_converted(spec: BundledModel, gguf: Path, model: Any, tokenizer: Any, staging: Path) -> None:
+    import transformers
+
+    with _quiet_loading():
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+    marker = {"gguf": gguf.name, "gguf_size": gguf.stat().st_size, "package": spec.package,
+              "package_version": _package_version(spec), "transformers": transformers.__version__,
+              "converted_at": time.time()}
+    (staging / _MARKER).write_text(json.dumps(marker, indent=1))  # last: marks the folder finished
+
+
+def _convert_bundled(spec: BundledModel, gguf: Path) -> tuple[Any, Any, str, str]:
     """Load the GGUF and save it as safetensors in the cache, once per user, whatever processes race for it."""
     from filelock import FileLock, Timeout
 
@@ -285,23 +305,20 @@ def _convert_bundled(spec: BundledModel, gguf: Path) -> tuple[Any, Any]:
     try:
         with FileLock(str(lock_path), timeout=_LOCK_TIMEOUT_S):
             if _cache_is_current(spec, gguf):  # another process converted it while we waited
-                return _from_pretrained(spec.name, str(target))
+                return (*_from_pretrained(spec.name, str(target)), "cache", str(target))
+            # Holding the lock, no one else is converting: any staging folder left is from a killed process.
+            for stale in target.parent.glob(f".{spec.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             model, tokenizer = _from_pretrained(spec.name, str(gguf.parent), gguf_file=gguf.name)
             _drop_quantizer(model)
             staging = target.parent / f".{spec.name}.tmp-{os.getpid()}"
-            shutil.rmtree(staging, ignore_errors=True)
-            with _quiet_loading():
-                model.save_pretrained(staging, safe_serialization=True)
-                tokenizer.save_pretrained(staging)
-            import transformers
-
-            marker = {"gguf": gguf.name, "gguf_size": gguf.stat().st_size, "package": spec.package,
-                      "package_version": _package_version(spec), "transformers": transformers.__version__,
-                      "converted_at": time.time()}
-            (staging / _MARKER).write_text(json.dumps(marker, indent=1))
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-            return model, tokenizer
+            try:
+                _save_converted(spec, gguf, model, tokenizer, staging)
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return model, tokenizer, "package", str(gguf)
     except Timeout:
         raise ModelError(
             f"local/{spec.name}: waited {_LOCK_TIMEOUT_S:.0f} s for another process converting the model; "
@@ -320,7 +337,7 @@ def _load_bundled(spec: BundledModel) -> tuple[Any, Any, str, str]:
     if _cache_is_current(spec, gguf):
         return (*_from_pretrained(spec.name, str(folder)), "cache", str(folder))
     if gguf is not None:
-        return (*_convert_bundled(spec, gguf), "package", str(gguf))
+        return _convert_bundled(spec, gguf)
     if _offline() and not _in_hub_cache(spec.hub_id):
         raise ModelError(
             f"local/{spec.name}: {spec.package} is not installed and the hub is offline; "

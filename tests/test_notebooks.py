@@ -1,0 +1,54 @@
+"""Every course notebook runs top to bottom, offline, in a fresh kernel (nbclient), as `make demo` runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.demo import execute_notebook, notebooks_dir
+
+NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
+
+# What the saved outputs must show, per notebook (each notebook is executed once).
+EXPECTED = {
+    "01_quickstart.ipynb": [
+        "local/smollm2 · ",  # the bundled model answered, with its footer
+        "── local/smollm2 ──",  # two models side by side
+        "── fake/echo ──",
+        "fallback: fake/fail failed",
+        "route support-bot",
+        "cache hit",
+        "BudgetExceeded: refused: the budget for project=sandbox",
+        "quickstart",  # spend by project
+    ],
+}
+
+
+def _texts(notebook: Any) -> str:
+    """The text/plain of every output, as the saved notebook holds it."""
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append(output["text"])
+            elif "data" in output:
+                texts.append(output["data"].get("text/plain", ""))
+    return "\n".join(texts)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_offline(path: Path, tmp_path: Path, workbench_home: Path) -> None:
+    executed = execute_notebook(path, tmp_path / path.name, env={"WORKBENCH_HOME": str(workbench_home)})
+    outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = _texts(executed)
+    for needle in EXPECTED.get(path.name, []):
+        assert needle in text, needle
+    # every %%llm output has a plain-text form and its metadata, so headless runs and exports read well
+    for output in outputs:
+        if "workbench" in (output.get("metadata") or {}):
+            assert "text/plain" in output["data"] and "text/html" in output["data"]

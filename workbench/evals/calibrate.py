@@ -1,0 +1,156 @@
+"""calibrate(): how far a judge agrees with human scores, before anyone trusts it.
+
+Spearman's rho (does the judge rank answers like humans?), Cohen's quadratic-weighted kappa (does it give
+the same grades?), exact agreement, a confusion table, and unparseable answers counted; logged to MLflow.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import html
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ConfigError
+from workbench.evals.scoring import ScoreInput, as_scorer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["calibrate", "Calibration", "USABLE_KAPPA"]
+
+USABLE_KAPPA = 0.6  # the usual bar for "substantial" agreement
+_HUMAN = ("human_score", "human", "score", "label", "rating")
+
+
+@dataclass
+class Calibration:
+    judge: str
+    scorer: str
+    n: int
+    spearman: float
+    kappa: float
+    exact_agreement: float
+    parse_failures: int
+    confusion: pd.DataFrame  # rows: human score, columns: judge score
+    table: pd.DataFrame
+    run_id: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.kappa == self.kappa and self.kappa >= USABLE_KAPPA and self.parse_failures <= 0.1 * max(1, self.n)
+
+    @property
+    def verdict(self) -> str:
+        if self.usable:
+            return f"{self.judge} agrees with humans well enough (kappa {self.kappa:.2f} >= {USABLE_KAPPA})"
+        why = []
+        if not self.kappa == self.kappa or self.kappa < USABLE_KAPPA:
+            why.append(f"weighted kappa {self.kappa:.2f} < {USABLE_KAPPA}" if self.kappa == self.kappa
+                       else "no agreement measurable")
+        if self.parse_failures > 0.1 * max(1, self.n):
+            why.append(f"{self.parse_failures} of {self.n} answers unreadable")
+        return f"{self.judge} is NOT a usable judge here: {'; '.join(why)}. Gate on deterministic scorers instead"
+
+    def __repr__(self) -> str:
+        return (f"<Calibration {self.judge} on {self.n} rows: spearman {self.spearman:.2f}, weighted kappa "
+                f"{self.kappa:.2f}, exact {self.exact_agreement:.0%}, {self.parse_failures} unparseable>\n{self.verdict}")
+
+    def _repr_html_(self) -> str:
+        color = "#2e7d32" if self.usable else "#c62828"
+        head = (f"Judge {html.escape(self.judge)} ({html.escape(self.scorer)}) on {self.n} human-scored rows: "
+                f"Spearman {self.spearman:.2f} · weighted kappa {self.kappa:.2f} · exact agreement "
+                f"{self.exact_agreement:.0%} · {self.parse_failures} unparseable")
+        return (f"<div><div>{head}</div><div style='color:{color};font-weight:600'>{html.escape(self.verdict)}</div>"
+                f"<div>Confusion (rows: human, columns: judge)</div>{self.confusion.to_html(escape=True)}</div>")
+
+
+def _human_column(frame: Any, human: str | None) -> str:
+    if human is not None:
+        if human not in frame.columns:
+            raise ConfigError(f"no column {human!r}: the columns are {', '.join(map(str, frame.columns))}")
+        return human
+    for name in _HUMAN:
+        if name in frame.columns:
+            return name
+    raise ConfigError("the data needs a column of human scores (human_score), plus input, output and expected")
+
+
+def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str | None = None,
+              concurrency: int = 4, experiment: str = "judge-calibration") -> Calibration:
+    """Score `data` (a DataFrame or CSV/JSONL with input, output, expected and a human score 1-5) with `judge`,
+    and measure agreement with the humans. Logged to MLflow as a run in `experiment`."""
+    import numpy as np
+    import pandas as pd
+
+    from workbench.evals.stats import spearman, weighted_kappa
+
+    frame = pd.read_csv(data) if isinstance(data, str) and data.endswith(".csv") else \
+        pd.read_json(data, lines=True) if isinstance(data, str) else pd.DataFrame(data)
+    column = _human_column(frame, human)
+    for needed in ("input", "output"):
+        if needed not in frame.columns:
+            raise ConfigError(f"calibration data needs an {needed!r} column (the answer the humans scored)")
+    chosen = as_scorer(scorer)
+    if chosen.kind != "judge":
+        raise ConfigError(f"scorer {chosen.name!r} is not an LLM judge: calibrate similarity or a rubric(...)")
+    humans = pd.to_numeric(frame[column], errors="coerce")
+    if humans.isna().all():
+        raise ConfigError(f"column {column!r} holds no numbers: human scores must be 1-5")
+    expected = frame["expected"] if "expected" in frame.columns else pd.Series([None] * len(frame))
+    items = [ScoreInput(str(i), str(o), None if e is None or e != e else str(e), judge)
+             for i, o, e in zip(frame["input"], frame["output"], expected, strict=True)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        scores = list(pool.map(lambda it: contextvars.copy_context().run(chosen.score, it), items))
+    judged = np.array([s.value for s in scores], dtype=float)
+    failures = sum(s.failed for s in scores)
+    table = frame.assign(human=humans, judge=judged, judge_raw=[s.raw for s in scores],
+                         judge_rationale=[s.rationale for s in scores])
+    both = table.dropna(subset=["human", "judge"])
+    labels = list(range(int(chosen.low), int(chosen.high) + 1))
+    confusion = pd.crosstab(both["human"].round().astype(int), both["judge"].round().astype(int),
+                            rownames=["human"], colnames=["judge"]).reindex(index=labels, columns=labels, fill_value=0)
+    result = Calibration(
+        judge, chosen.name, len(both), spearman(humans, judged), weighted_kappa(humans, judged, labels=labels),
+        float((both["human"].round() == both["judge"].round()).mean()) if len(both) else float("nan"),
+        int(failures), confusion, table, None)
+    result.run_id = _log(result, experiment, time.perf_counter() - started)
+    return result
+
+
+def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
+    try:
+        import tempfile
+        from pathlib import Path
+
+        from workbench.tracing.backend import ensure_mlflow
+
+        mlflow = ensure_mlflow()
+        from workbench.tracing.backend import backend, current_uri
+
+        client = mlflow.MlflowClient(current_uri())
+        experiment_id = backend(current_uri()).experiment_id(experiment)
+        run = client.create_run(experiment_id, run_name=f"calibrate {result.judge}",
+                                tags={"workbench.source": "workbench.calibrate"})
+        run_id = run.info.run_id
+        client.log_param(run_id, "judge", result.judge)
+        client.log_param(run_id, "scorer", result.scorer)
+        for key, value in (("spearman", result.spearman), ("weighted_kappa", result.kappa),
+                           ("exact_agreement", result.exact_agreement), ("n", result.n),
+                           ("parse_failures", result.parse_failures), ("elapsed_s", elapsed_s)):
+            if value == value:
+                client.log_metric(run_id, key, float(value))
+        client.set_tag(run_id, "workbench.verdict", result.verdict[:500])
+        with tempfile.TemporaryDirectory(prefix="wb-cal-") as folder:
+            result.confusion.to_csv(Path(folder) / "confusion.csv")
+            result.table.to_json(Path(folder) / "calibration_table.json", orient="records", indent=1)
+            client.log_artifacts(run_id, folder, "calibration")
+        client.set_terminated(run_id, "FINISHED")
+        return run_id
+    except Exception as exc:  # the numbers are returned either way
+        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", UserWarning, stacklevel=3)
+        return None

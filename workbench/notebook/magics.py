@@ -1,0 +1,261 @@
+"""The `%%llm` cell magic and the `%llm ...` line forms.
+
+Everything a cell does is one call of the Python API (workbench.complete / workbench.stream); this module
+only parses, interpolates, displays and remembers. A WorkbenchError becomes one red line in the cell
+(WORKBENCH_DEBUG=1 lets it raise with its traceback); any other exception raises as usual.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.notebook import display as show
+from workbench.notebook.formats import extract_json, strip_fence
+from workbench.notebook.history import HistoryEntry, Session
+from workbench.notebook.interpolation import interpolate
+from workbench.notebook.lineage import CellContext, in_cell
+from workbench.notebook.options import CellOptions, flags_help, parse_cell_line
+
+__all__ = ["LLMMagics", "debug_enabled", "show_error"]
+
+TRACE_MODULE = "workbench.notebook.trace_magics"  # present once tracing is built; --trace needs it
+
+_DOC = """Ask a model from a notebook cell, through the Workbench gateway.
+
+    %%llm [flags]
+    Prompt text; {name}, {name.attr}, {name[key]}, {x:.2f}, {In[3]} and {Out[3]} are filled in
+    from the notebook once; write {{ and }} for literal braces (JSON examples survive).
+
+The answer is displayed with a footer (model, tokens, cost, latency, cache hit, fallback); the
+Response is kept in `_llm` (a dict of model -> Response when several -m are given) and in the
+history. The magic returns nothing, so the answer is never shown twice.
+
+Flags:
+
+""" + flags_help() + """
+Line forms:
+
+    %llm models                      default model, aliases and routes
+    %llm config [key=value ...]      show or change settings (default_model, max_retries, ...)
+    %llm alias [NAME=MODEL]          list aliases or define one
+    %llm route NAME MODEL=W ...      split calls between models by weight
+    %llm spend [by TAG]              calls, tokens and cost by model or by a tag
+    %llm history [N]                 this session's calls (a DataFrame), the last N
+    %llm budget [USD|off] [KEY=VALUE]  list budgets, or set/remove one (global, or for a tag)
+    %llm chat [NAME [clear]]         list conversations, show one, or forget it
+
+Errors (an unknown flag, a missing variable, a provider down, a budget refusal) show as one red
+line that says how to fix it; set WORKBENCH_DEBUG=1 for the full traceback.
+"""
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("WORKBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def show_error(exc: BaseException) -> None:
+    from IPython.display import display
+
+    data, metadata = show.error_bundle(exc)
+    display(data, metadata=metadata, raw=True)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep library warnings (litellm's pydantic serializer notes, MLflow's) out of the cell during a call."""
+    with warnings.catch_warnings():
+        if not debug_enabled():
+            warnings.filterwarnings("ignore", module=r"(litellm|pydantic|mlflow|httpx|transformers)(\.|$)")
+            warnings.filterwarnings("ignore", message=r".*[Pp]ydantic serializer warnings.*")
+        yield
+
+
+_libraries_quiet = False
+
+
+def _quiet_libraries() -> None:
+    """litellm prints banners ("Provider List: ...") unless told not to; the first model-name check of a
+    session can run before the gateway's own setup does, so say it here too, once."""
+    global _libraries_quiet
+    if not _libraries_quiet:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        _libraries_quiet = True
+
+
+@magics_class
+class LLMMagics(Magics):
+    def __init__(self, shell: Any, session: Session | None = None) -> None:
+        super().__init__(shell)
+        self.session = session if session is not None else Session()
+
+    @line_cell_magic
+    @no_var_expand  # IPython would otherwise expand {x} and $x in the flags line
+    def llm(self, line: str, cell: str | None = None) -> Any:
+        try:
+            if cell is None:
+                from workbench.notebook.line_commands import run_line
+
+                return run_line(self, line)
+            self._run_cell(line, cell)
+        except WorkbenchError as exc:
+            if debug_enabled():
+                raise
+            show_error(exc)
+        return None
+
+    llm.__doc__ = _DOC
+
+    # -- the cell form -------------------------------------------------------------------------------
+
+    def _run_cell(self, line: str, cell: str) -> None:
+        from workbench.config import settings
+        from workbench.gateway.models import validate_model
+
+        options = parse_cell_line(line)
+        if not cell.strip():
+            raise ConfigError("the %%llm cell is empty: write the prompt on the lines below %%llm, e.g. 'Say hello'")
+        cell = cell.lstrip("\n").rstrip()  # IPython adds a newline; stray blank lines would split the cache
+        rendered = interpolate(cell, self.shell.user_ns)
+        names = options.models or [settings().default_model]
+        if options.chat and len(names) > 1:
+            raise ConfigError(f"--chat {options.chat} follows one model at a time: pass a single -m (got {len(names)})")
+        _quiet_libraries()
+        for name in [*names, *options.fallbacks]:  # every name checked before any model is paid for
+            validate_model(name)
+        context = CellContext(
+            execution_count=self._execution_count(),
+            cell_id=self.session.cell_id,
+            template=cell,
+            variables=rendered.names,
+            line=line,
+            chat=options.chat,
+        )
+        prompt, system, chat_after = self._conversation(options, rendered.text)
+        columns = [show.Column(name) for name in names]
+        live = show.LiveDisplay()
+        if len(columns) > 1:
+            live.show(*show.render(columns, options.format))
+        with _quiet(), in_cell(context):
+            for column in columns:
+                self._ask(column, columns, live, options, prompt, system)
+        self._remember(columns, options, context, rendered.text, chat_after)
+
+    def _execution_count(self) -> int | None:
+        """This cell's [n]. IPython 9 bumps execution_count before running a cell and 8 after it, but the
+        cell's input is already in history under its own number in both."""
+        if not self.session.store_history:
+            return None
+        history = getattr(self.shell, "history_manager", None)
+        if history is not None and history.input_hist_parsed:
+            return len(history.input_hist_parsed) - 1
+        return self.shell.execution_count
+
+    def _conversation(self, options: CellOptions, text: str) -> tuple[Any, str | None, list[dict[str, Any]] | None]:
+        """(prompt or messages, system, the chat's turns after a successful answer minus that answer)."""
+        if options.chat is None:
+            return text, options.system, None
+        turns = list(self.session.chats.get(options.chat, []))
+        if options.system is not None:  # a new system prompt replaces the conversation's
+            turns = [{"role": "system", "content": options.system}] + [t for t in turns if t["role"] != "system"]
+        turns.append({"role": "user", "content": text})
+        return turns, None, turns
+
+    def _ask(self, column: show.Column, columns: list[show.Column], live: show.LiveDisplay, options: CellOptions,
+             prompt: Any, system: str | None) -> None:
+        """One model's call into its column. WorkbenchErrors stay in the column; Ctrl-C stops the cell."""
+        import workbench
+
+        kwargs = dict(system=system, fallbacks=options.fallbacks, tags=options.tags, cache=options.cache,
+                      **options.params())
+        chunks: Any = None
+        try:
+            if options.stream:
+                column.state = "streaming"
+                live.show(*show.render(columns, options.format))
+                stream = workbench.stream(prompt, column.model, **kwargs)
+                chunks = iter(stream)
+                for _ in chunks:
+                    column.text = stream.text
+                    live.show(*show.render(columns, options.format), force=False)
+                response = stream.response
+            else:
+                if live.shown:  # several columns: say which model is being asked now
+                    column.state = "asking"
+                    live.show(*show.render(columns, options.format))
+                response = workbench.complete(prompt, column.model, **kwargs)
+            column.response, column.text = response, response.text
+            self._shape(column, options.format)
+        except KeyboardInterrupt:
+            if chunks is not None and hasattr(chunks, "close"):
+                chunks.close()  # lets the stream release its provider connection or generation thread
+            column.state = "stopped"
+            if live.shown:
+                live.show(*show.render(columns, options.format))
+            raise
+        except WorkbenchError as exc:
+            if debug_enabled():
+                raise
+            column.state, column.error = "error", exc
+        live.show(*show.render(columns, options.format))
+
+    @staticmethod
+    def _shape(column: show.Column, fmt: str) -> None:
+        """Turn the answer into what -f asks for; a json answer without JSON is an error in the column."""
+        column.state = "done"
+        if fmt == "json":
+            try:
+                column.value = extract_json(column.text, column.response.model_used if column.response else column.model)
+            except WorkbenchError as exc:
+                column.state, column.error = "error", exc
+        elif fmt == "code":
+            column.value, column.language = strip_fence(column.text)
+
+    def _remember(self, columns: list[show.Column], options: CellOptions, context: CellContext, prompt: str,
+                  chat_after: list[dict[str, Any]] | None) -> None:
+        """History, `_llm`, `-o NAME`, the chat's turns and the code cell: only after the whole cell ran."""
+        for column in columns:
+            error = None if column.error is None else f"{type(column.error).__name__}: {column.error}"
+            self.session.add(HistoryEntry(context, column.model, prompt, options.format, column.response, error))
+        answered = {c.model: c.response for c in columns if c.response is not None}
+        if not answered:
+            return
+        value: Any = next(iter(answered.values())) if len(columns) == 1 else answered
+        namespace = self.shell.user_ns
+        namespace["_llm"] = value
+        if options.out:
+            namespace[options.out] = value
+        if options.format == "json":
+            parsed = [c.value for c in columns if c.state == "done"]
+            if parsed:
+                namespace["_llm_json"] = parsed[0] if len(columns) == 1 else {
+                    c.model: c.value for c in columns if c.state == "done"}
+        first = columns[0]
+        if chat_after is not None and first.response is not None:
+            self.session.chats[options.chat] = chat_after + [{"role": "assistant", "content": first.response.text}]
+        if options.format == "code":
+            code = next((c.value for c in columns if c.state == "done" and c.value), None)
+            if code:
+                self.shell.set_next_input(code)
+        if options.trace:
+            self._show_traces([c.response for c in columns if c.response is not None])
+
+    def _show_traces(self, responses: list[Any]) -> None:
+        if importlib.util.find_spec(TRACE_MODULE) is None:
+            raise ConfigError("--trace needs tracing (workbench.notebook.trace_magics), which this version lacks; "
+                              "the answer above is complete")
+        from IPython.display import display
+
+        from workbench import tracing
+
+        for response in responses:
+            display(tracing.show_trace(response))  # a TraceView: the tree bundle with its HTML fallback

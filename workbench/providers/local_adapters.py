@@ -1,0 +1,143 @@
+"""`local/<base>+adapter:<name>[@<version>]`: a fine-tuned LoRA adapter stacked on a local base model.
+
+This module parses the model string and loads an adapter folder (peft's `save_pretrained` layout) onto a fresh copy
+of the base, merged into its weights so it generates as fast as the base. Which folder a name and version stand for
+is not known here: workbench.finetune registers a resolver (adapters live in MLflow) with `set_adapter_resolver`.
+A resolver takes (name, version or None for the latest) and returns the adapter folder, or None when it does not
+know the name; it may raise a WorkbenchError that says what exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import ModelError, WorkbenchError
+from workbench.providers.local_model import LoadedModel, _as_folder, load_base, shared_model
+
+__all__ = [
+    "LocalModelName",
+    "AdapterResolver",
+    "ADAPTER_RESOLVERS",
+    "parse_model_name",
+    "set_adapter_resolver",
+    "resolve_adapter",
+    "load_with_adapter",
+    "model_for",
+]
+
+AdapterResolver = Callable[[str, "str | None"], "str | os.PathLike[str] | None"]
+
+# resolver name -> resolver, asked in insertion order; workbench.finetune adds "finetune"
+ADAPTER_RESOLVERS: dict[str, AdapterResolver] = {}
+_lock = threading.Lock()
+_SEPARATOR = "+adapter:"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
+_EXAMPLE = "local/smollm2+adapter:support@2"
+
+
+@dataclass(frozen=True)
+class LocalModelName:
+    """`local/<base>+adapter:<adapter>@<version>` taken apart (without the `local/` prefix)."""
+
+    base: str
+    adapter: str | None = None
+    version: str | None = None  # None: the latest version
+
+    def __str__(self) -> str:
+        if self.adapter is None:
+            return self.base
+        return f"{self.base}{_SEPARATOR}{self.adapter}" + (f"@{self.version}" if self.version else "")
+
+
+def parse_model_name(name: str) -> LocalModelName:
+    """Split a local model name (with or without `local/`) into base, adapter and version."""
+    if not isinstance(name, str) or not name.strip():
+        raise ModelError(f"local model name {name!r} is empty: use e.g. local/smollm2 or {_EXAMPLE}")
+    raw = name.strip().removeprefix("local/")
+    base, separator, rest = raw.partition(_SEPARATOR)
+    if not separator:
+        return LocalModelName(raw)
+    adapter, at, version = rest.partition("@")
+    if not base or not _NAME.match(adapter) or (at and not _NAME.match(version)):
+        raise ModelError(f"local/{raw}: write an adapter as local/<base>+adapter:<name>[@<version>], e.g. {_EXAMPLE}")
+    return LocalModelName(base, adapter, version if at else None)
+
+
+def set_adapter_resolver(resolver: AdapterResolver | None, *, name: str = "finetune") -> None:
+    """Register (or with None, remove) the function that maps an adapter name and version to its folder."""
+    with _lock:
+        if resolver is None:
+            ADAPTER_RESOLVERS.pop(name, None)
+        else:
+            ADAPTER_RESOLVERS[name] = resolver
+
+
+def resolve_adapter(spec: LocalModelName) -> Path:
+    """The folder holding the adapter `spec` names. Raises ModelError when nothing knows it."""
+    if spec.adapter is None:
+        raise ModelError(f"local/{spec}: names no adapter; write e.g. {_EXAMPLE}")
+    with _lock:
+        resolvers = list(ADAPTER_RESOLVERS.values())
+    if not resolvers:
+        raise ModelError(
+            f"local/{spec}: adapter {spec.adapter!r} cannot be found because no adapter registry is set up; "
+            f"adapters come from workbench.finetune (fine-tune one there, or register a lookup with "
+            f"workbench.providers.local_adapters.set_adapter_resolver)"
+        )
+    for resolver in resolvers:
+        try:
+            found = resolver(spec.adapter, spec.version)
+        except WorkbenchError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"local/{spec}: looking up adapter {spec.adapter!r} failed ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); check the adapter registry") from exc
+        if found is not None:
+            folder = Path(found).expanduser().resolve()
+            if not (folder / "adapter_config.json").is_file():
+                raise ModelError(f"local/{spec}: {folder} holds no adapter_config.json; "
+                                 f"an adapter folder is what peft's save_pretrained writes")
+            return folder
+    version = f" version {spec.version}" if spec.version else ""
+    raise ModelError(f"local/{spec}: there is no adapter {spec.adapter!r}{version}; "
+                     f"list the fine-tuned adapters, or fine-tune one with workbench.finetune")
+
+
+def load_with_adapter(base: str, adapter_folder: str | os.PathLike[str], label: str | None = None) -> LoadedModel:
+    """A fresh copy of `base` with the adapter merged into its weights (the shared base stays untouched)."""
+    from peft import PeftModel
+
+    loaded = load_base(base)
+    try:
+        merged = PeftModel.from_pretrained(loaded.model, str(adapter_folder)).merge_and_unload()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(f"local/{base}: cannot apply the adapter in {adapter_folder} ({type(exc).__name__}: {first}); "
+                         f"was it trained on {base}?") from exc
+    merged.eval()
+    loaded.model = merged
+    loaded.adapter = label or Path(adapter_folder).name
+    loaded.name = f"{base}{_SEPARATOR}{loaded.adapter}"
+    loaded.extra["adapter_path"] = str(adapter_folder)
+    return loaded
+
+
+def _base_key(base: str) -> str:
+    folder = _as_folder(base)  # two spellings of one folder share one loaded copy
+    return str(folder) if folder is not None else base
+
+
+def model_for(name: str) -> LoadedModel:
+    """The process-wide loaded model for a local model name, adapter included."""
+    spec = parse_model_name(name)
+    key = _base_key(spec.base)
+    if spec.adapter is None:
+        return shared_model(key, lambda: load_base(spec.base))
+    folder = resolve_adapter(spec)  # asked every call: "latest" moves when a new version is registered
+    label = f"{spec.adapter}@{spec.version or 'latest'}"
+    return shared_model(f"{key}{_SEPARATOR}{folder}", lambda: load_with_adapter(spec.base, folder, label))

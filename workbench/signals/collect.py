@@ -1,0 +1,154 @@
+"""`workbench.feedback(...)`: a human's signal on one call, stored as MLflow assessments on its trace.
+
+thumbs -> Feedback 'thumbs' (bool); stars -> Feedback 'stars' (1-5); correction -> Expectation
+'expected_response' (the human's answer); comment -> Feedback 'comment'; preferred_over -> Feedback 'preferred'
+(True on the winner, False on each loser, each naming the other trace). Source: HUMAN, the user's name.
+The trace is flushed to MLflow first; a call without a trace (tracing off) is an error that says so.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.gateway.secrets import redact
+from workbench.signals.journal import SignalRow, journal
+
+__all__ = ["feedback", "FeedbackRecord", "call_of"]
+
+_RETRIES = 8
+
+
+@dataclass
+class FeedbackRecord:
+    trace_id: str
+    assessments: dict[str, str] = field(default_factory=dict)  # signal -> MLflow assessment id
+
+    def __repr__(self) -> str:
+        return f"<FeedbackRecord {self.trace_id}: {', '.join(self.assessments) or 'nothing'}>"
+
+
+def _trace_id(value: Any) -> str:
+    found = getattr(value, "trace_id", value)
+    if found is None:
+        raise WorkbenchError("this answer has no trace, so feedback has nowhere to go: tracing is off "
+                             "(WORKBENCH_TRACING=0 or configure(tracing=False)); turn it on and ask again")
+    if not isinstance(found, str) or not found.strip():
+        raise ConfigError(f"trace id {value!r:.80} is not a trace id: pass a Response or its .trace_id ('tr-...')")
+    return found.strip()
+
+
+def call_of(trace_id: str) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """(messages sent, answer, model) of the trace's first LLM call; WorkbenchError when there is no such trace."""
+    from workbench.tracing.view import get_trace
+
+    trace = get_trace(trace_id)
+    for span in trace.spans:
+        inputs = span.inputs if isinstance(span.inputs, dict) else {}
+        if span.kind == "llm" and isinstance(inputs.get("messages"), list):
+            output = span.outputs if isinstance(span.outputs, str) else None
+            model = span.attributes.get("model_used") or span.attributes.get("model")
+            return inputs["messages"], output, model
+    raise WorkbenchError(f"trace {trace_id!r} has no model call to give feedback on: pass the trace of a "
+                         "workbench.complete / %%llm call")
+
+
+def _ensure_stored(trace_id: str) -> Any:
+    """The TracingClient, once the trace is in MLflow (waiting exports flushed)."""
+    from workbench.tracing import exporter
+    from workbench.tracing.backend import backend, current_uri
+
+    exporter.flush()
+    uri = current_uri()
+    reason = exporter.off_reason(uri)
+    if reason:
+        raise WorkbenchError(f"feedback cannot be stored: tracing to MLflow is off for this session ({reason})")
+    return backend(uri).client
+
+
+def _log(client: Any, trace_id: str, assessment: Any) -> str:
+    """One assessment, retried while another process holds the sqlite write lock."""
+    for attempt in range(_RETRIES):
+        try:
+            return client.log_assessment(trace_id, assessment).assessment_id
+        except Exception as exc:
+            text = str(exc)
+            if "locked" in text.lower() and attempt < _RETRIES - 1:
+                time.sleep(0.05 * 2 ** attempt)
+                continue
+            if "not found" in text.lower() or "does not exist" in text.lower():
+                raise WorkbenchError(f"no trace {trace_id!r} in MLflow: check the id (Response.trace_id)") from None
+            raise StoreError(f"storing feedback on {trace_id} failed: {redact(text)[:300]}") from exc
+    raise AssertionError("unreachable")
+
+
+def _check(thumbs: Any, stars: Any, correction: Any, comment: Any) -> tuple[bool | None, int | None]:
+    if thumbs is not None and not isinstance(thumbs, bool):
+        words = {"up": True, "down": False, "+1": True, "-1": False, "👍": True, "👎": False}
+        if str(thumbs).strip().lower() not in words:
+            raise ConfigError(f"thumbs={thumbs!r}: pass True (up) or False (down)")
+        thumbs = words[str(thumbs).strip().lower()]
+    if stars is not None:
+        if isinstance(stars, bool) or not isinstance(stars, int | float) or stars != int(stars) or not 1 <= stars <= 5:
+            raise ConfigError(f"stars={stars!r}: pass a whole number from 1 to 5")
+        stars = int(stars)
+    for name, value in (("correction", correction), ("comment", comment)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{name}={value!r:.60}: pass the text, or leave it out")
+    return thumbs, stars
+
+
+def feedback(trace_id: Any, thumbs: bool | None = None, stars: int | None = None, correction: str | None = None,
+             comment: str | None = None, *, preferred_over: Any = None, user: str | None = None) -> FeedbackRecord:
+    """Record a human's signal on one call (a Response or its trace id): thumbs up/down, 1-5 stars, a
+    corrected answer, a comment, or that it beat other answers (`preferred_over`: Responses or trace ids)."""
+    trace_id = _trace_id(trace_id)
+    thumbs, stars = _check(thumbs, stars, correction, comment)
+    losers = [] if preferred_over is None else [_trace_id(x) for x in (
+        preferred_over if isinstance(preferred_over, list | tuple) else [preferred_over])]
+    if thumbs is None and stars is None and correction is None and comment is None and not losers:
+        raise ConfigError("feedback() got no signal: pass thumbs=, stars=, correction=, comment= or preferred_over=")
+    if trace_id in losers:
+        raise ConfigError("preferred_over names the same answer as the winner")
+    messages, output, model = call_of(trace_id)
+    client = _ensure_stored(trace_id)
+    # mlflow only after the store is opened: backend() serializes its first import with the export thread's
+    from mlflow.entities import AssessmentSource, Expectation, Feedback
+
+    source_id = user or _user()
+    source = AssessmentSource(source_type="HUMAN", source_id=source_id)
+    record = FeedbackRecord(trace_id)
+    rows: list[SignalRow] = []
+
+    def add(kind: str, value: Any, assessment: Any, other: str | None = None, other_output: str | None = None) -> None:
+        assessment_id = _log(client, trace_id, assessment)
+        record.assessments[kind] = assessment_id
+        rows.append(SignalRow(trace_id, kind, value, messages, output, model, other, other_output, assessment_id,
+                              source_id))
+
+    if thumbs is not None:
+        add("thumbs", thumbs, Feedback(name="thumbs", value=thumbs, source=source))
+    if stars is not None:
+        add("stars", stars, Feedback(name="stars", value=stars, source=source))
+    if correction is not None:
+        add("correction", correction, Expectation(name="expected_response", value=correction, source=source,
+                                                  metadata={"workbench.kind": "correction"}))
+    if comment is not None:
+        add("comment", comment, Feedback(name="comment", value=comment, source=source))
+    for loser in losers:
+        _, loser_output, _ = call_of(loser)
+        add("preferred", True, Feedback(name="preferred", value=True, source=source, metadata={"over": loser}),
+            loser, loser_output)
+        _log(client, loser, Feedback(name="preferred", value=False, source=source, metadata={"lost_to": trace_id}))
+    journal().add(rows)
+    return record
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "human"

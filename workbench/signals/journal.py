@@ -1,0 +1,109 @@
+"""The signals journal: `<home>/signals.sqlite`, one append-only row per signal, next to MLflow's assessments.
+
+MLflow holds each signal as an assessment on the call's trace (the system of record, visible in its UI);
+the journal keeps what training-data exports need (the prompt and answer texts) so an export never has to
+search every trace. Appends are single INSERTs in WAL mode: two kernels writing at once lose nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.gateway.sqlite_store import SqliteStore
+
+__all__ = ["SignalRow", "journal", "Journal"]
+
+_MIGRATIONS = [
+    (
+        "0001_signals",
+        """
+        CREATE TABLE IF NOT EXISTS signals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created_at REAL NOT NULL,
+            trace_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            value TEXT,
+            messages TEXT NOT NULL,
+            output TEXT,
+            model TEXT,
+            other_trace_id TEXT,
+            other_output TEXT,
+            assessment_id TEXT,
+            source TEXT
+        );
+        CREATE INDEX IF NOT EXISTS signals_trace ON signals (trace_id)
+        """,
+    ),
+]
+KINDS = ("thumbs", "stars", "correction", "comment", "preferred")
+
+
+@dataclass
+class SignalRow:
+    trace_id: str
+    kind: str  # thumbs | stars | correction | comment | preferred
+    value: Any
+    messages: list[dict[str, Any]]  # what was sent
+    output: str | None  # what the model answered
+    model: str | None = None
+    other_trace_id: str | None = None  # preferred: the answer this one beat
+    other_output: str | None = None
+    assessment_id: str | None = None
+    source: str | None = None
+    created_at: float = 0.0
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.db = SqliteStore(path, _MIGRATIONS)
+
+    def add(self, rows: list[SignalRow]) -> None:
+        now = time.time()
+        conn = self.db.connect()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO signals (created_at, trace_id, kind, value, messages, output, model, other_trace_id,"
+                " other_output, assessment_id, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(now, r.trace_id, r.kind, json.dumps(r.value), json.dumps(r.messages, ensure_ascii=False), r.output,
+                  r.model, r.other_trace_id, r.other_output, r.assessment_id, r.source) for r in rows])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def rows(self, kind: str | None = None) -> list[SignalRow]:
+        query = ("SELECT trace_id, kind, value, messages, output, model, other_trace_id, other_output, assessment_id,"
+                 " source, created_at FROM signals")
+        params: tuple[Any, ...] = ()
+        if kind is not None:
+            query += " WHERE kind = ?"
+            params = (kind,)
+        found = []
+        for r in self.db.execute(query + " ORDER BY id", params):
+            found.append(SignalRow(r[0], r[1], json.loads(r[2]) if r[2] is not None else None, json.loads(r[3]),
+                                   r[4], r[5], r[6], r[7], r[8], r[9], r[10]))
+        return found
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
+
+
+_lock = threading.Lock()
+_journals: dict[Path, Journal] = {}
+
+
+def journal() -> Journal:
+    from workbench.config import settings
+
+    path = settings().home / "signals.sqlite"
+    with _lock:
+        found = _journals.get(path)
+        if found is None:
+            found = _journals[path] = Journal(path)
+        return found

@@ -1,0 +1,176 @@
+"""MLflow, opened lazily against the current tracking URI: probe, quiet loggers, experiments beside the store.
+
+An HTTP store is probed with a short timeout before MLflow touches it, because MLflow's own HTTP retries
+block for minutes on a dead server. A local sqlite store keeps its artifacts beside the database file
+(`<home>/mlartifacts`), never in the working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from workbench.errors import StoreError
+from workbench.gateway.secrets import redact
+
+__all__ = ["Backend", "backend", "ensure_mlflow", "probe", "artifact_root", "default_experiment_name",
+           "experiment_id", "reset", "PROBE_TIMEOUT_S"]
+
+PROBE_TIMEOUT_S = 2.0
+_QUIET = ("mlflow", "alembic", "sqlalchemy", "urllib3.connectionpool", "opentelemetry")
+_lock = threading.RLock()
+_backends: dict[str, Backend] = {}
+_global_uri: str | None = None
+
+
+def default_experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or "workbench"
+
+
+def artifact_root(uri: str) -> str | None:
+    """`<folder of the db>/mlartifacts` for a local sqlite store; None lets a server choose."""
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        if path and path != ":memory:":
+            return str(Path(path).parent / "mlartifacts")
+    return None
+
+
+def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when the store looks usable; else one line saying why not."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or "localhost"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+        except OSError as exc:
+            return f"cannot connect to {host}:{port} ({exc.strerror or exc})"
+        health = f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/')}/health"
+        try:
+            with urllib.request.urlopen(health, timeout=timeout_s) as answer:  # noqa: S310 - the user's own server
+                answer.read(64)
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500:
+                return f"{health} answered HTTP {exc.code}"
+        except OSError as exc:
+            return f"{health} did not answer within {timeout_s:g} s ({exc})"
+        return None
+    if parts.scheme == "sqlite" or uri.startswith("sqlite:"):
+        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create {Path(path).parent} ({exc.strerror or exc})"
+    return None
+
+
+def _quiet_mlflow() -> None:
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@dataclass
+class Backend:
+    """One tracking URI, opened: a TracingClient and the experiment ids already resolved."""
+
+    uri: str
+    client: Any  # mlflow.tracing.client.TracingClient
+    experiments: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def store(self) -> Any:
+        return self.client.store
+
+    def experiment_id(self, name: str) -> str:
+        found = self.experiments.get(name)
+        if found is None:
+            found = experiment_id(name, self.uri, store=self.store)
+            self.experiments[name] = found
+        return found
+
+
+def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> str:
+    """Get or create an experiment by name; a local store puts its artifacts beside the database."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    uri = uri or current_uri()
+    store = store or _get_store(uri)
+    found = store.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI or pick another name")
+        return found.experiment_id
+    root = artifact_root(uri)
+    location = Path(root, name.replace("/", "_")).as_uri() if root else None
+    try:
+        return store.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by another process
+        found = store.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def current_uri() -> str:
+    from workbench.config import settings
+
+    return settings().effective_tracking_uri
+
+
+def backend(uri: str) -> Backend:
+    """The opened backend for `uri`; raises StoreError (with the reason) when it is unusable."""
+    with _lock:
+        found = _backends.get(uri)
+        if found is not None:
+            return found
+        reason = probe(uri)
+        if reason:
+            raise StoreError(f"MLflow store {redact(uri)} is unreachable: {reason}")
+        try:
+            import mlflow.tracing
+            from mlflow.tracing.client import TracingClient
+
+            _quiet_mlflow()  # after the import: MLflow sets its loggers' levels when imported
+
+            mlflow.tracing.disable_notebook_display()  # our own tree replaces MLflow's iframe
+            client = TracingClient(uri)
+            client.store  # noqa: B018 - opens the store now (creates the sqlite tables on first use)
+        except Exception as exc:
+            raise StoreError(f"MLflow store {redact(uri)} cannot be opened: {redact(str(exc))[:300]}") from exc
+        found = Backend(uri, client)
+        _backends[uri] = found
+        return found
+
+
+def ensure_mlflow() -> Any:
+    """The mlflow module, pointed at the current tracking URI (for the fluent APIs: runs, prompts)."""
+    global _global_uri
+    uri = current_uri()
+    backend(uri)
+    import mlflow
+
+    with _lock:
+        if _global_uri != uri or mlflow.get_tracking_uri() != uri:
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            _global_uri = uri
+    return mlflow
+
+
+def reset() -> None:
+    """Forget opened backends (tests; after the home folder changes)."""
+    global _global_uri
+    with _lock:
+        _backends.clear()
+        _global_uri = None
