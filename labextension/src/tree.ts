@@ -155,10 +155,9 @@ export class SpanTree {
     if (attrs.cache_hit === true) {
       label.appendChild(el('span', 'wb-tag', 'cache'));
     }
-    if (span.error) {
+    // the message on the span where the failure started; its ancestors are red, and the detail says why
+    if (span.error && node.errorsBelow === 0) {
       label.appendChild(el('span', 'wb-row-error', `${span.error.type}: ${toText(span.error.message).slice(0, 200)}`));
-    } else if (node.errorsBelow > 0) {
-      label.appendChild(el('span', 'wb-row-error', `${node.errorsBelow} failed below`));
     }
     const hasKids = node.children.length > 0;
     const tokens = formatTokens(node.tokens);

@@ -29,7 +29,7 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
 
   constructor(private readonly options: IRenderMime.IRendererOptions) {
     super();
-    this.addClass('wb-trace');
+    this.addClass('wb-traceview');
     this.node.dataset.mimeType = options.mimeType; // as JupyterLab's own renderers mark theirs
     this.resize = new ResizeObserver(entries => {
       const width = entries[0]?.contentRect.width ?? 0;
@@ -135,8 +135,12 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
       el('span', 'wb-trace-facts', parts.join(' · ')),
       errors ? el('span', 'wb-trace-errors', formatCount(errors, 'failed span')) : null,
       tags.length ? el('span', 'wb-trace-tags', tags.join(' ')) : null,
-      el('span', 'wb-trace-id', trace.traceId, { title: 'MLflow trace id' }),
-      trace.traceId ? copyButton(() => trace.traceId, 'the trace id') : null,
+      trace.traceId
+        ? el('span', 'wb-trace-id-group', [
+            el('span', 'wb-trace-id', trace.traceId, { title: 'MLflow trace id' }),
+            copyButton(() => trace.traceId, 'the trace id')
+          ])
+        : null,
       notes.length ? el('div', 'wb-note', notes.join('; ')) : null
     ]);
   }

@@ -50,7 +50,7 @@ def lab() -> Iterator[Lab]:
 def page(lab: Lab) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="wb-chromium-") as profile:
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="wb-chromium-", ignore_cleanup_errors=True) as profile:
         context = open_browser(playwright, Path(profile))
         context.set_default_timeout(60_000)
         page = context.pages[0] if context.pages else context.new_page()

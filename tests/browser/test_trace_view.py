@@ -83,7 +83,7 @@ def run(notebook: Notebook, name: str) -> Any:
 
 
 def trace_view(output: Any) -> Any:
-    view = output.locator(".wb-trace")
+    view = output.locator(f'.wb-traceview[data-mime-type="{TRACE_MIME}"]')
     view.wait_for()
     return view
 
@@ -291,7 +291,7 @@ def test_dark_theme_trace_view_is_readable(notebook: Notebook) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
     page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).click()
-    page.wait_for_selector("body[data-jp-theme-light='false']")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
     page.wait_for_timeout(500)  # the theme's CSS swaps in
     view = trace_view(notebook.output(INDEX["trace"]))
     view.scroll_into_view_if_needed()

@@ -40,8 +40,12 @@ class Calibration:
     run_id: str | None
 
     @property
+    def rows(self) -> int:
+        return max(1, len(self.table))
+
+    @property
     def usable(self) -> bool:
-        return self.kappa == self.kappa and self.kappa >= USABLE_KAPPA and self.parse_failures <= 0.1 * max(1, self.n)
+        return self.kappa == self.kappa and self.kappa >= USABLE_KAPPA and self.parse_failures <= 0.1 * self.rows
 
     @property
     def verdict(self) -> str:
@@ -51,8 +55,8 @@ class Calibration:
         if not self.kappa == self.kappa or self.kappa < USABLE_KAPPA:
             why.append(f"weighted kappa {self.kappa:.2f} < {USABLE_KAPPA}" if self.kappa == self.kappa
                        else "no agreement measurable")
-        if self.parse_failures > 0.1 * max(1, self.n):
-            why.append(f"{self.parse_failures} of {self.n} answers unreadable")
+        if self.parse_failures > 0.1 * self.rows:
+            why.append(f"{self.parse_failures} of {self.rows} answers unreadable")
         return f"{self.judge} is NOT a usable judge here: {'; '.join(why)}. Gate on deterministic scorers instead"
 
     def __repr__(self) -> str:

@@ -93,8 +93,8 @@ def _text_of(content: Any) -> str:
 
 def chat_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt text: the model's chat template, or plain turns for a base model that has none."""
-    turns = [{"role": _ROLE_MAP.get(m.get("role", "user"), m.get("role", "user")), "content": _text_of(m.get("content"))}
-             for m in messages]
+    turns = [{"role": _ROLE_MAP.get(m.get("role", "user"), m.get("role", "user")),
+              "content": _text_of(m.get("content"))} for m in messages]
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
     return "\n\n".join(f"{t['role']}: {t['content']}" for t in turns) + "\n\nassistant:"

@@ -10,9 +10,10 @@
 The model cache is `$WORKBENCH_MODEL_CACHE`, else `$XDG_CACHE_HOME/workbench/models`, else `~/.cache/workbench/models`:
 one per user, shared by every Workbench home and test run. torch and transformers are imported only when a model loads.
 
-OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE, unless set already): with the default busy-wait, generate on a
-machine whose cores other processes also use (CI, a laptop running a notebook server) ran 5-10x slower (13-50 vs
-250-300 tokens/s measured here on 2 shared cores). It must be set before torch loads, so it is set on import here.
+OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE, unless set already): with busy-waiting threads, generate on a
+machine whose cores other processes also use (CI, a laptop running a notebook server) ran about 5x slower (SmolLM2 on
+2 cores shared with other jobs: 1.5-2.5 tokens/s, 8-9 with PASSIVE). libgomp reads it when torch loads, so it is set
+on import here, before any torch import of ours.
 """
 
 from __future__ import annotations
@@ -172,14 +173,17 @@ def _as_folder(name: str) -> Path | None:
     if name.startswith(("/", "./", "../", "~")) or name in {".", ".."}:
         raise ModelError(
             f"local/{name}: there is no folder {str(path.absolute())!r}; pass a folder holding a transformers model "
-            f"(config.json + weights), a Hugging Face id such as local/HuggingFaceTB/SmolLM2-135M-Instruct, or local/smollm2"
+            f"(config.json + weights), a Hugging Face id such as local/HuggingFaceTB/SmolLM2-135M-Instruct, "
+            f"or local/smollm2"
         )
     return None
 
 
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise ModelError(f"local model name {name!r} is empty: use local/smollm2, local/<hf-org>/<name> or local/<folder>")
+        raise ModelError(
+            f"local model name {name!r} is empty: use local/smollm2, local/<hf-org>/<name> or local/<folder>"
+        )
     return name.strip()
 
 
@@ -263,7 +267,9 @@ def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]
                 f"in the Hugging Face cache while the hub is offline (HF_HUB_OFFLINE=1); pass a folder holding a "
                 f"transformers model (local/./my-model) or download it once while online (hf download {location})"
             ) from exc
-        raise ModelError(f"local/{name}: cannot load {location!r} as a causal LM ({type(exc).__name__}: {first})") from exc
+        raise ModelError(
+            f"local/{name}: cannot load {location!r} as a causal LM ({type(exc).__name__}: {first})"
+        ) from exc
     model.eval()
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -273,7 +279,7 @@ def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]
 
 
 def _drop_quantizer(model: Any) -> None:
-    """A GGUF load leaves a quantizer marker although the weights are plain fp32; save_pretrained and trainers refuse it."""
+    """A GGUF load leaves a quantizer marker although the weights are plain fp32: saving and trainers refuse it."""
     with contextlib.suppress(AttributeError):
         model.hf_quantizer = None
     with contextlib.suppress(AttributeError):
