@@ -29,7 +29,12 @@ class Ran:
 
     @property
     def outputs(self) -> list[Any]:
-        return self.captured.outputs
+        """What the cell showed, without the feedback bar (see `signals`)."""
+        return [o for o in self.captured.outputs if not _is_signals_bar(o)]
+
+    @property
+    def signals(self) -> list[Any]:
+        return [o for o in self.captured.outputs if _is_signals_bar(o)]
 
     @property
     def displays(self) -> list[Any]:
@@ -53,6 +58,11 @@ class Ran:
     @property
     def meta(self) -> dict[str, Any]:
         return self.outputs[-1].metadata["workbench"]
+
+
+def _is_signals_bar(output: Any) -> bool:
+    data = output.data or {}
+    return "application/vnd.jupyter.widget-view+json" in data or "wb-signals" in data.get("text/html", "")
 
 
 @pytest.fixture(scope="module")
@@ -609,3 +619,15 @@ def test_load_ext_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     loaded = set(out.split())
     assert sorted(set(heavy) & loaded) == []
+
+
+def test_a_traced_answer_gets_a_feedback_bar_unless_asked_not_to(ip):
+    ran = run(ip, "%%llm -m fake/echo\nrate me")
+    assert ran.result.error_in_exec is None
+    trace_id = ip.user_ns["_llm"].trace_id
+    if trace_id is None:
+        pytest.skip("tracing is off in this environment: the bar needs a trace to attach feedback to")
+    assert len(ran.signals) == 1
+    bar = ran.signals[0].data
+    assert trace_id in bar["text/plain"]  # headless form: the Python call that records the same feedback
+    assert run(ip, "%%llm -m fake/echo --no-signals\nrate me again").signals == []

@@ -48,6 +48,19 @@ try:
 except ValueError as exc:
     print(f"email failed: {exc}")'''
 
+BIG_TRACE = '''\
+from workbench.tracing.records import SpanRecord, TraceRecord
+from workbench.tracing.view import TraceView
+
+MS = 1_000_000
+big = TraceRecord("tr-" + "bf" * 16, "sqlite:///unused", finished=True)
+big.spans.append(SpanRecord("%016x" % 1, None, "big_pipeline", "chain", 0, 1000 * MS, "OK"))
+for i in range(2, 1001):
+    parent = "%016x" % (1 if i % 10 == 2 else i - (i - 2) % 10)
+    big.spans.append(SpanRecord("%016x" % i, parent, f"step {i}", "tool" if i % 3 else "llm", i * MS, (i + 5) * MS,
+                                "OK", outputs=f"output of step {i}"))
+TraceView(big)'''
+
 READ_ASSESSMENTS = '''\
 import json
 from workbench.tracing.backend import backend, current_uri
@@ -64,6 +77,7 @@ CELLS = {
     "xss": f"%%llm -m fake/echo\n{XSS}",
     "xss_trace": "%trace",
     "assessments": READ_ASSESSMENTS,
+    "big": BIG_TRACE,
     "budget": "%llm budget 5",
     "after_budget": "%%llm -m fake/echo\nOne more call, under a budget",
 }
@@ -233,6 +247,35 @@ def test_markup_in_an_answer_stays_text_in_the_answer_and_the_trace(notebook: No
     page.wait_for_timeout(300)
     assert xss_fired(page) is None
     assert not [e for e in page.errors if "__xss" in e]
+
+
+def test_a_1000_span_trace_renders_only_the_rows_on_screen_and_fits_a_narrow_output(notebook: Notebook) -> None:
+    page = notebook.page
+    view = trace_view(run(notebook, "big"))
+    assert "1,000 spans" in view.locator(".wb-summary").inner_text()
+    view.locator(".wb-expand-all").click()
+    tree = view.locator(".wb-tree")
+    assert view.locator(".wb-tree-spacer").evaluate("n => n.offsetHeight") == 1000 * 24
+    assert view.locator(".wb-row").count() < 60  # only what is on screen (plus a few) is in the DOM
+    row(view, "big_pipeline").click()
+    page.keyboard.press("End")
+    last = row(view, "step 1000")
+    last.wait_for()
+    assert "wb-active" in last.get_attribute("class")
+    assert tree.evaluate("n => n.scrollTop") > 20000
+    assert view.locator(".wb-row").count() < 60
+    view.locator(".wb-search").fill("step 500")
+    assert view.locator(".wb-match-count").inner_text() == "1 of 1"
+    view.locator(".wb-detail-name", has_text="step 500").wait_for()
+    # a narrow output area: the compact layout (detail under the tree, no token and cost columns)
+    page.set_viewport_size({"width": 640, "height": 960})
+    page.wait_for_function("() => document.querySelector('.wb-traceview.wb-compact') !== null")
+    assert not view.locator(".wb-tree-header .wb-tokens").is_visible()
+    tree_box, detail_box = tree.bounding_box(), view.locator(".wb-detail").bounding_box()
+    assert detail_box["y"] >= tree_box["y"] + tree_box["height"] - 1
+    page.set_viewport_size({"width": 1280, "height": 960})
+    view.locator(".wb-collapse-all").click()
+    assert view.locator(".wb-row").count() == 1
 
 
 # 5 -------------------------------------------------------------------------------------------------

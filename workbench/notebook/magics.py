@@ -248,6 +248,13 @@ class LLMMagics(Magics):
                 self.shell.set_next_input(code)
         if options.trace:
             self._show_traces([c.response for c in columns if c.response is not None])
+        if options.signals and any(getattr(r, "trace_id", None) for r in answered.values()):
+            from IPython.display import display
+
+            from workbench.notebook.signals_bar import signals_bar
+
+            # Under the answer, from the main thread: each click becomes one workbench.feedback(...) call.
+            display(signals_bar(answered if len(columns) > 1 else value))
 
     def _show_traces(self, responses: list[Any]) -> None:
         if importlib.util.find_spec(TRACE_MODULE) is None:

@@ -32,6 +32,7 @@ class CellOptions:
     stream: bool = False
     chat: str | None = None
     trace: bool = False
+    signals: bool = True
 
     def params(self) -> dict[str, Any]:
         """The answer-changing parameters for complete(); unset ones are left out so defaults apply."""
@@ -108,6 +109,8 @@ def _build_parser() -> _Parser:
     add("--chat", type=_identifier("--chat"), metavar="NAME",
         help="continue the named conversation: earlier turns of NAME are sent too")
     add("--trace", action="store_true", help="show the call's trace tree under the answer")
+    add("--no-signals", action="store_false", dest="signals",
+        help="leave out the feedback bar (thumbs, stars, edit, comment) under the answer")
     return parser
 
 
@@ -160,4 +163,5 @@ def parse_cell_line(line: str) -> CellOptions:
         stream=namespace.stream,
         chat=namespace.chat,
         trace=namespace.trace,
+        signals=namespace.signals,
     )
