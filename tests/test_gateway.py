@@ -292,3 +292,12 @@ def test_credential_names_are_recognised_but_token_counts_are_not():
     for name in ("max_tokens", "max_completion_tokens", "TOKENIZERS_PARALLELISM", "temperature"):
         assert not is_secret_name(name), name
     assert scrub_params({"max_tokens": 5, "api_key": "sk-x"}) == {"max_tokens": 5}
+
+
+def test_our_own_provider_errors_fall_back_and_stay_clean_without_fallback(tmp_path):
+    missing = f"local/{tmp_path / 'no-such-model'}"
+    r = wb.complete("hi", missing, fallbacks=["fake/echo"])
+    assert r.model_used == "fake/echo" and len(r.attempts) == 1 and not r.attempts[0].retryable
+    with pytest.raises(wb.ModelError) as err:
+        wb.complete("hi", missing)
+    assert "no-such-model" in str(err.value) and "add a fallback" not in str(err.value)

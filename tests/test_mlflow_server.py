@@ -106,6 +106,7 @@ def mlflow_server():
 
 def test_workbench_traces_and_runs_land_in_the_team_server(mlflow_server, monkeypatch):
     monkeypatch.setenv("WORKBENCH_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")
     config.reset_settings()
     tracing.reset()
     try:

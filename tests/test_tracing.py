@@ -17,6 +17,8 @@ from workbench.tracing import context, exporter, memory
 
 @pytest.fixture(autouse=True)
 def exported(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")  # whatever the suite's default is
+    wb.config.reset_settings()
     tracing.reset()
     sent: list = []
     monkeypatch.setattr(exporter, "submit", sent.append)
@@ -140,8 +142,16 @@ def test_tracing_off_records_nothing(exported, monkeypatch):
     with wb.span("step") as step:
         step.set_outputs(1)
     assert response.trace_id is None and step.trace_id is None and exported == []
-    with pytest.raises(ConfigError, match="WORKBENCH_TRACING"):
+    with pytest.raises(ConfigError, match="WORKBENCH_TRACING=memory"):
         wb.configure(tracing="maybe")
+
+
+def test_memory_mode_records_traces_but_never_exports(exported, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_TRACING", "memory")
+    wb.config.reset_settings()
+    response = wb.complete("kept here", "fake/echo", cache=False)
+    assert response.trace_id and exported == []
+    assert wb.show_trace(response).spans[0]["outputs"] == "kept here"
 
 
 def test_bad_arguments_say_what_to_pass():

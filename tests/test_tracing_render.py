@@ -22,6 +22,8 @@ XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
 @pytest.fixture(autouse=True)
 def no_export(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_TRACING", "memory")  # rendering only: MLflow is never opened
+    wb.config.reset_settings()
     tracing.reset()
     monkeypatch.setattr(exporter, "submit", lambda trace: None)
     yield

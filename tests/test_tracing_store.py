@@ -28,6 +28,7 @@ def shared_home(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def home(shared_home, monkeypatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(shared_home))
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")  # whatever the suite's default is
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("WORKBENCH_TRACKING_URI", raising=False)
     config.reset_settings()

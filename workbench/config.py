@@ -44,7 +44,7 @@ class Settings:
     max_retries: int = 2  # retries per model on rate limits, timeouts and server errors
     retry_backoff_s: float = 0.5  # first backoff; doubles each retry
     timeout_s: float | None = 600.0
-    tracing: bool = True  # record every call as a trace and store it in MLflow (WORKBENCH_TRACING=0 turns it off)
+    tracing: str = "on"  # on: traces recorded and stored in MLflow; memory: recorded, not stored; off
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,14 +129,13 @@ def _validate(name: str, value: Any) -> Any:
             raise ConfigError(f"retry_backoff_s={value!r} must be >= 0")
         return number
     if name == "tracing":
-        if isinstance(value, bool):
-            return value
         text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"tracing={value!r} is not on or off: pass tracing=True or WORKBENCH_TRACING=0")
+        mode = {"true": "on", "1": "on", "yes": "on", "on": "on", "memory": "memory",
+                "false": "off", "0": "off", "no": "off", "off": "off"}.get(text)
+        if mode is None:
+            raise ConfigError(f"tracing={value!r} is not a tracing mode: use 'on' (store traces in MLflow), "
+                              "'memory' (keep them in this process only) or 'off', e.g. WORKBENCH_TRACING=memory")
+        return mode
     raise ConfigError(f"unknown setting {name!r}: known settings are {', '.join(_FIELD_NAMES)}")
 
 

@@ -61,6 +61,17 @@ for i in range(2, 1001):
                                 "OK", outputs=f"output of step {i}"))
 TraceView(big)'''
 
+FUTURE_VERSIONS = '''\
+from IPython.display import display
+MIME = "application/vnd.workbench.trace+json"
+span = {"id": "0000000000000001", "parent_id": None, "depth": 0, "name": "future span", "kind": "hologram",
+        "start_ms": 0, "duration_ms": 5, "status": "OK", "error": None, "inputs": None, "outputs": "ok",
+        "attributes": {}, "a_new_field": True}
+display({MIME: {"version": 2, "trace_id": "tr-future", "name": "newer schema", "spans": [span], "more": {}},
+         "text/html": "<b>html fallback</b>", "text/plain": "text fallback"}, raw=True)
+display({MIME: {"version": 3, "spans": "kept elsewhere now"},
+         "text/html": "<b class='shown-fallback'>the html fallback</b>", "text/plain": "text fallback"}, raw=True)'''
+
 READ_ASSESSMENTS = '''\
 import json
 from workbench.tracing.backend import backend, current_uri
@@ -76,6 +87,9 @@ CELLS = {
     "trace": "%trace",
     "xss": f"%%llm -m fake/echo\n{XSS}",
     "xss_trace": "%trace",
+    "fallback": "%%llm -m fake/fail --fallback fake/echo\nAre you there?",
+    "fallback_trace": "%trace",
+    "future": FUTURE_VERSIONS,
     "assessments": READ_ASSESSMENTS,
     "big": BIG_TRACE,
     "budget": "%llm budget 5",
@@ -247,6 +261,30 @@ def test_markup_in_an_answer_stays_text_in_the_answer_and_the_trace(notebook: No
     page.wait_for_timeout(300)
     assert xss_fired(page) is None
     assert not [e for e in page.errors if "__xss" in e]
+
+
+def test_fallback_attempts_are_visible(notebook: Notebook) -> None:
+    run(notebook, "fallback").locator(".wb-footer").wait_for()
+    view = trace_view(run(notebook, "fallback_trace"))
+    call = row(view, "fake/fail")
+    assert "fallback → fake/echo" in call.locator(".wb-tag-fallback").inner_text()
+    assert "wb-error-path" in call.get_attribute("class")  # it holds failures, though it answered
+    attempts = view.locator(".wb-row.wb-failed.wb-attempt")
+    assert attempts.count() == 3
+    assert attempts.locator(".wb-tag-attempt").all_inner_texts() == ["failed try"] * 3
+    assert "ServiceUnavailableError" in attempts.first.locator(".wb-row-error").inner_text()
+    detail = view.locator(".wb-detail")
+    assert "Fallback" in detail.inner_text() and "Failed attempts" in detail.inner_text()
+
+
+def test_newer_schema_versions_render_what_they_can_else_the_html_fallback(notebook: Notebook) -> None:
+    output = run(notebook, "future")
+    newer = output.locator(".wb-traceview").first
+    newer.locator(".wb-row .wb-name", has_text="future span").wait_for()
+    assert newer.locator(".wb-row .wb-kind").inner_text() == "SPAN"  # a kind it does not know
+    fallback = output.locator(".wb-traceview").nth(1)
+    assert "Showing the plain view" in fallback.locator(".wb-fallback-note").inner_text()
+    assert fallback.locator("b.shown-fallback").inner_text() == "the html fallback"
 
 
 def test_a_1000_span_trace_renders_only_the_rows_on_screen_and_fits_a_narrow_output(notebook: Notebook) -> None:

@@ -102,30 +102,30 @@ def _run_chain(call: PreparedCall, attempt: Callable[[str | models.Route], T]) -
 
     config = settings()
     failures: list[Attempt] = []
+    last_error: Exception | None = None
     for position, (name, target) in enumerate(call.chain):
         for retry in range(config.max_retries + 1):
             started, clock = time.time(), time.perf_counter()
             try:
                 return position, attempt(target), failures
-            except (KeyboardInterrupt, WorkbenchError) as exc:
-                if not isinstance(exc, MissingKeyError):
-                    raise
-                kind = classify(exc)
-            except Exception as exc:
-                kind = classify(exc)
+            except Exception as exc:  # KeyboardInterrupt passes: Ctrl-C stops the whole call
+                kind, last_error = classify(exc), exc
             failures.append(
                 Attempt(name, kind.error_type, kind.message, (time.perf_counter() - clock) * 1000, kind.retryable, started)
             )
             if not kind.retryable or retry == config.max_retries:
                 break
             time.sleep(backoff_s(retry, config.retry_backoff_s))
-    raise _all_failed(call, failures)
+    raise _all_failed(call, failures, last_error)
 
 
-def _all_failed(call: PreparedCall, failures: list[Attempt]) -> WorkbenchError:
+def _all_failed(call: PreparedCall, failures: list[Attempt], last_error: Exception | None) -> WorkbenchError:
     last = failures[-1]
-    if len(call.chain) == 1 and last.error_type == "MissingKeyError":
-        return MissingKeyError(last.message)
+    if len(call.chain) == 1 and isinstance(last_error, WorkbenchError):
+        # our own error (a missing key, a bad local model) already says what to fix: keep it as it is
+        if isinstance(last_error, ProviderError) and not last_error.attempts:
+            last_error.attempts = failures
+        return last_error
     tried = ", ".join(dict.fromkeys(a.model for a in failures))
     hint = "add a fallback, e.g. fallbacks=['local/smollm2']" if len(call.chain) == 1 else "check the providers above"
     return ProviderError(

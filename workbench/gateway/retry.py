@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from workbench.errors import MissingKeyError
+from workbench.errors import WorkbenchError
 from workbench.gateway.secrets import redact
 
 __all__ = ["Classified", "classify", "backoff_s"]
@@ -35,7 +35,7 @@ class Classified:
 
 def classify(exc: BaseException) -> Classified:
     name = type(exc).__name__
-    if isinstance(exc, MissingKeyError):
+    if isinstance(exc, WorkbenchError):  # ours (missing key, bad local model): retrying cannot help
         return Classified(name, redact(str(exc)), False)
     status = getattr(exc, "status_code", None)
     retryable = name in _RETRYABLE or (isinstance(status, int) and (status == 429 or status >= 500))

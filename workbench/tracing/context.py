@@ -122,7 +122,7 @@ def check_kind(kind: str) -> str:
 def _tracing_on() -> bool:
     from workbench.config import settings
 
-    return settings().tracing
+    return settings().tracing != "off"
 
 
 _uri_cache: tuple[Any, str | None, str] | None = None

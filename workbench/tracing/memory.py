@@ -34,9 +34,12 @@ def finish(trace: TraceRecord) -> None:
         return
     trace.finished = True
     remember(trace)
-    from workbench.tracing import exporter
+    from workbench.config import settings
 
-    exporter.submit(trace)
+    if settings().tracing == "on":  # "memory": kept for display only, MLflow never opened
+        from workbench.tracing import exporter
+
+        exporter.submit(trace)
 
 
 def recent(trace_id: str) -> TraceRecord | None:

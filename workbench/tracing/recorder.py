@@ -34,7 +34,7 @@ def observe(record: CallRecord) -> str | None:
 
     if exporter.undelivered:  # a warning found by the exporter's thread is shown in the caller's thread
         exporter.deliver_warnings()
-    if not settings().tracing:
+    if settings().tracing == "off":
         return None
     parent = context.current_span()
     trace = parent[0] if parent else context.new_trace()
