@@ -76,7 +76,8 @@ PROBE = '''
   window.WebSocket = function (...args) {
     const socket = new Native(...args);
     socket.addEventListener('message', event => {
-      const size = typeof event.data === 'string' ? event.data.length : (event.data.byteLength || event.data.size || 0);
+      const data = event.data;
+      const size = typeof data === 'string' ? data.length : (data.byteLength || data.size || 0);
       if (size > 50000) window.__wbArrivals.push(performance.now());
     });
     return socket;
@@ -123,7 +124,8 @@ def main() -> None:
     lab = start_lab()
     try:
         lab.write_notebook("bench.ipynb", CELLS)
-        with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="wb-chromium-", ignore_cleanup_errors=True) as profile:
+        profiles = tempfile.TemporaryDirectory(prefix="wb-chromium-", ignore_cleanup_errors=True)
+        with sync_playwright() as playwright, profiles as profile:
             context = open_browser(playwright, Path(profile))
             context.add_init_script(PROBE)
             page = context.pages[0] if context.pages else context.new_page()

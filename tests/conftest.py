@@ -18,6 +18,9 @@ def workbench_home(tmp_path, monkeypatch):
     home = tmp_path / "wbhome"
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     monkeypatch.setenv("WORKBENCH_RETRY_BACKOFF", "0")
+    # Traces stay in memory unless a test needs the MLflow store (those set WORKBENCH_TRACING=on):
+    # exporting every test's calls to a fresh store costs seconds each.
+    monkeypatch.setenv("WORKBENCH_TRACING", "memory")
     from workbench import config
     from workbench.gateway import models, prices
     from workbench.providers import fake
@@ -29,3 +32,16 @@ def workbench_home(tmp_path, monkeypatch):
     yield home
     config.reset_settings()
     models.clear()
+
+
+@pytest.fixture
+def tracing_on(monkeypatch):
+    """For tests that read traces or assessments back from the MLflow store."""
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")
+    from workbench import config
+
+    config.reset_settings()
+    yield
+    from workbench import tracing
+
+    tracing.flush()

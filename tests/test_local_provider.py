@@ -25,9 +25,10 @@ COUNT = "Count from 1 to 10, one number per line."
 
 
 @pytest.fixture
-def no_resolvers():
+def no_resolvers(monkeypatch):
     saved = dict(local_adapters.ADAPTER_RESOLVERS)
     local_adapters.ADAPTER_RESOLVERS.clear()
+    monkeypatch.setattr(local_adapters, "_builtin_loaded", True)  # keep workbench.finetune's registry out too
     yield
     local_adapters.ADAPTER_RESOLVERS.clear()
     local_adapters.ADAPTER_RESOLVERS.update(saved)
@@ -220,4 +221,7 @@ def test_resolved_adapter_stacks_on_its_base(tmp_path, no_resolvers):
     plain = wb.complete(COUNT, MODEL, max_tokens=8, cache=False)
     assert asked == [("tone", "1")]
     assert tuned.text == plain.text and tuned.cost_usd == 0.0
-    assert local_adapters.model_for("smollm2+adapter:tone@1").adapter == "tone@1"
+    tuned_model = local_adapters.model_for("smollm2+adapter:tone@1")
+    assert tuned_model.adapter == "tone@1"
+    # stacked on the one shared base, not a copy of it
+    assert tuned_model.extra["base"] is _loaded() and tuned_model.model.get_base_model() is _loaded().model

@@ -118,6 +118,7 @@ def test_workbench_traces_and_runs_land_in_the_team_server(mlflow_server, monkey
                     answer = wb.complete("summarize the chunk", "fake/echo", cache=False)
                     raise ValueError("Invalid address")
             run_id = run.run_id
+        loose = wb.complete("outside any run", "fake/echo", cache=False, tags={"project": "team"})
         assert tracing.flush(120)
     finally:
         tracing.reset()
@@ -140,3 +141,9 @@ def test_workbench_traces_and_runs_land_in_the_team_server(mlflow_server, monkey
     assert names == ["fake/echo", "pipeline", "retrieve"]
     failed = next(span for span in spans if span["name"] == "pipeline")
     assert failed["status"]["message"] == "Invalid address"
+
+    # a trace outside a run is created from its spans alone (OTLP): its tags ride on the root span
+    loose_trace = _get(f"{mlflow_server}/api/3.0/mlflow/traces/get?trace_id={loose.trace_id}")["trace"]
+    tags = loose_trace["trace_info"]["tags"]
+    assert tags["project"] == "team" and tags["mlflow.traceName"] == "fake/echo"
+    assert loose_trace["trace_info"]["state"] == "OK"

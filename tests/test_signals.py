@@ -24,6 +24,7 @@ def mlflow_store(shared_store, monkeypatch):
     from workbench import config
 
     monkeypatch.setenv("WORKBENCH_TRACKING_URI", shared_store)
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")  # feedback lives on traces in the store
     config.reset_settings()
     return shared_store
 

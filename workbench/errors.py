@@ -10,7 +10,8 @@ as a single red line without a traceback::
     ├── ProviderError          the provider (and every fallback) failed; carries the attempts
     │   └── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
     ├── BudgetExceeded         the call would go over a budget; says the budget, spend, and how to raise it
-    └── StoreError             a local store (cache, ledger) cannot be opened or read
+    ├── StoreError             a local store (cache, ledger) cannot be opened or read
+    └── FineTuneError          a fine-tune's child process failed or was killed; carries the tail of its log
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "StreamInterrupted",
     "BudgetExceeded",
     "StoreError",
+    "FineTuneError",
 ]
 
 
@@ -79,3 +81,11 @@ class BudgetExceeded(WorkbenchError):
 
 class StoreError(WorkbenchError):
     """A local sqlite store (cache, ledger) could not be opened or used."""
+
+
+class FineTuneError(WorkbenchError):
+    """A fine-tune failed in its child process (a crash, out of memory, a training error); `log` holds its tail."""
+
+    def __init__(self, message: str, *, log: str = "") -> None:
+        super().__init__(message)
+        self.log = log

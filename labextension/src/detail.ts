@@ -50,7 +50,11 @@ function inputsView(inputs: unknown, outputs: unknown, isLlm: boolean): HTMLElem
 
 export function renderDetail(node: INode | null, payloadsOmitted: boolean): HTMLElement {
   if (node === null) {
-    return el('div', 'wb-detail-empty', 'Select a span (click, or arrows and Enter) to see its inputs and outputs.');
+    return el(
+      'div',
+      'wb-detail-empty',
+      'Select a span (click, or arrows and Enter) to see its inputs and outputs.'
+    );
   }
   const span = node.span;
   const attrs = span.attributes;
@@ -81,7 +85,12 @@ export function renderDetail(node: INode | null, payloadsOmitted: boolean): HTML
     ['Cost', attrs.cost_usd === null && isLlm ? 'unknown (no price: see set_price)' : formatUsd(node.ownCost)]
   ];
   if (node.children.length) {
-    pairs.push(['With children', [formatTokens(node.tokens) && `${formatTokens(node.tokens)} tokens`, formatUsd(node.cost)].filter(Boolean).join(', ')]);
+    pairs.push([
+      'With children',
+      [formatTokens(node.tokens) && `${formatTokens(node.tokens)} tokens`, formatUsd(node.cost)]
+        .filter(Boolean)
+        .join(', ')
+    ]);
   }
   if (typeof attrs.model_used === 'string' && attrs.model_used !== span.name) {
     pairs.push(['Answered by', attrs.model_used]);
@@ -99,10 +108,22 @@ export function renderDetail(node: INode | null, payloadsOmitted: boolean): HTML
   pairs.push(['Span id', span.id]);
   pane.appendChild(facts(pairs));
   if (payloadsOmitted) {
-    pane.appendChild(el('div', 'wb-note', 'Inputs and outputs were left out of this notebook to keep it small; the full trace is in MLflow.'));
+    pane.appendChild(
+      el(
+        'div',
+        'wb-note',
+        'Inputs and outputs were left out of this notebook to keep it small; the full trace is in MLflow.'
+      )
+    );
   }
   if (span.inputs !== null) {
-    pane.appendChild(section(isLlm && asMessagesIn(span.inputs) ? 'Conversation' : 'Inputs', inputsView(span.inputs, span.outputs, isLlm), () => json(span.inputs)));
+    pane.appendChild(
+      section(
+        isLlm && asMessagesIn(span.inputs) ? 'Conversation' : 'Inputs',
+        inputsView(span.inputs, span.outputs, isLlm),
+        () => json(span.inputs)
+      )
+    );
   }
   if (span.outputs !== null) {
     pane.appendChild(section('Outputs', renderValue(span.outputs), () => toText(span.outputs)));

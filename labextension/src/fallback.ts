@@ -12,7 +12,9 @@ export async function renderFallback(
   reason: string,
   options: IRenderMime.IRendererOptions
 ): Promise<void> {
-  host.appendChild(el('div', 'wb-note wb-fallback-note', `Workbench trace view: ${reason}. Showing the plain view.`));
+  host.appendChild(
+    el('div', 'wb-note wb-fallback-note', `Workbench trace view: ${reason}. Showing the plain view.`)
+  );
   const html = model.data['text/html'];
   const text = model.data['text/plain'];
   if (typeof html === 'string' && options.sanitizer) {

@@ -6,7 +6,11 @@ import { MLFLOW_EXPRESSION, evaluateJson } from './kernel';
 
 export const OPEN_MLFLOW = 'workbench:open-mlflow-ui';
 
-export function addMlflowCommand(app: JupyterFrontEnd, tracker: INotebookTracker, palette: ICommandPalette | null): void {
+export function addMlflowCommand(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  palette: ICommandPalette | null
+): void {
   app.commands.addCommand(OPEN_MLFLOW, {
     label: 'Workbench: Open MLflow UI',
     caption: "Start the MLflow UI for this notebook's Workbench store and open it",
@@ -32,7 +36,10 @@ export function addMlflowCommand(app: JupyterFrontEnd, tracker: INotebookTracker
         }
       } catch (error) {
         tab?.close();
-        await showErrorMessage('MLflow UI', `The MLflow UI could not be started: ${(error as Error).message}`);
+        await showErrorMessage(
+          'MLflow UI',
+          `The MLflow UI could not be started: ${(error as Error).message}`
+        );
       }
     }
   });

@@ -169,9 +169,7 @@ export class TraceModel {
       return [];
     }
     const texts = (this.searchTexts ??= this.nodes.map(n => searchText(n.span)));
-    return this.nodes.filter(
-      (n, i) => texts[i].includes(needle) && (!this.filtering || this.passes(n))
-    );
+    return this.nodes.filter((n, i) => texts[i].includes(needle) && (!this.filtering || this.passes(n)));
   }
 }
 

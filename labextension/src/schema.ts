@@ -88,8 +88,7 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 const num = (value: unknown): number | null =>
   typeof value === 'number' && Number.isFinite(value) ? value : null;
 
-const str = (value: unknown, fallback = ''): string =>
-  typeof value === 'string' ? value : fallback;
+const str = (value: unknown, fallback = ''): string => (typeof value === 'string' ? value : fallback);
 
 function status(value: unknown): Status {
   return value === 'ERROR' || value === 'IN_PROGRESS' ? value : 'OK';
@@ -161,10 +160,7 @@ export function parseBundle(data: unknown): ParseResult {
     spans.push(span);
   }
   const limits = isObject(data.limits) ? data.limits : {};
-  const latestEnd = spans.reduce(
-    (end, s) => Math.max(end, s.startMs + (s.durationMs ?? 0)),
-    0
-  );
+  const latestEnd = spans.reduce((end, s) => Math.max(end, s.startMs + (s.durationMs ?? 0)), 0);
   return {
     trace: {
       version,

@@ -75,7 +75,7 @@ export class SpendStatus extends Widget {
     this.kernel?.iopubMessage.disconnect(this.onIopub, this);
     this.kernel = kernel;
     kernel?.iopubMessage.connect(this.onIopub, this);
-    this.show0(null);
+    this.render(null);
     this.dirty = kernel !== null;
     this.askWhenIdle();
   }
@@ -109,7 +109,7 @@ export class SpendStatus extends Widget {
       .then(
         value => {
           if (kernel === this.kernel) {
-            this.show0(value as IStatus | null);
+            this.render(value as IStatus | null);
           }
         },
         () => undefined // workbench not installed in this kernel: stay hidden
@@ -122,7 +122,7 @@ export class SpendStatus extends Widget {
       });
   }
 
-  private show0(status: IStatus | null): void {
+  private render(status: IStatus | null): void {
     if (!status || typeof status.calls !== 'number') {
       this.node.setAttribute('data-wb-status', 'hidden');
       this.hide();

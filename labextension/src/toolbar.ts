@@ -62,7 +62,12 @@ export class Toolbar {
         el('div', 'wb-search-group', [
           this.input,
           this.count,
-          button('↑', 'Previous match (Shift+Enter)', () => callbacks.search(this.input.value, -1), 'wb-prev'),
+          button(
+            '↑',
+            'Previous match (Shift+Enter)',
+            () => callbacks.search(this.input.value, -1),
+            'wb-prev'
+          ),
           button('↓', 'Next match (Enter)', () => callbacks.search(this.input.value, 1), 'wb-next')
         ]),
         kind,

@@ -91,7 +91,10 @@ export class SpanTree {
   draw(force = false): void {
     const viewport = this.node.clientHeight || MAX_VISIBLE_ROWS * ROW_HEIGHT;
     const first = Math.max(0, Math.floor(this.node.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(this.rows.length, Math.ceil((this.node.scrollTop + viewport) / ROW_HEIGHT) + OVERSCAN);
+    const last = Math.min(
+      this.rows.length,
+      Math.ceil((this.node.scrollTop + viewport) / ROW_HEIGHT) + OVERSCAN
+    );
     if (!force && first === this.drawn.first && last === this.drawn.last) {
       return;
     }
@@ -150,23 +153,39 @@ export class SpanTree {
       label.appendChild(el('span', 'wb-tag wb-tag-attempt', 'failed try'));
     }
     if (attrs.fell_back === true) {
-      label.appendChild(el('span', 'wb-tag wb-tag-fallback', `fallback → ${typeof attrs.model_used === 'string' ? attrs.model_used : '?'}`));
+      label.appendChild(
+        el(
+          'span',
+          'wb-tag wb-tag-fallback',
+          `fallback → ${typeof attrs.model_used === 'string' ? attrs.model_used : '?'}`
+        )
+      );
     }
     if (attrs.cache_hit === true) {
       label.appendChild(el('span', 'wb-tag', 'cache'));
     }
     // the message on the span where the failure started; its ancestors are red, and the detail says why
     if (span.error && node.errorsBelow === 0) {
-      label.appendChild(el('span', 'wb-row-error', `${span.error.type}: ${toText(span.error.message).slice(0, 200)}`));
+      label.appendChild(
+        el('span', 'wb-row-error', `${span.error.type}: ${toText(span.error.message).slice(0, 200)}`)
+      );
     }
     const hasKids = node.children.length > 0;
     const tokens = formatTokens(node.tokens);
     const cost = formatUsd(node.cost);
     const total = trace.durationMs || 1;
     // a bar is at least MIN_BAR wide, and one that starts at the very end still shows inside the lane
-    const width = Math.max(MIN_BAR, span.durationMs === null ? 100 : (span.durationMs / total) * 100);
-    const left = Math.max(0, Math.min((span.startMs / total) * 100, 100 - width));
-    const bar = el('div', `wb-bar ${kindClass(span.kind)}${span.status === 'ERROR' ? ' wb-bar-error' : ''}${span.durationMs === null ? ' wb-bar-open' : ''}`, [], {
+    const start = Math.min(100, (span.startMs / total) * 100);
+    const width = Math.max(MIN_BAR, span.durationMs === null ? 100 - start : (span.durationMs / total) * 100);
+    const left = Math.max(0, Math.min(start, 100 - width));
+    const barClasses = ['wb-bar', kindClass(span.kind)];
+    if (span.status === 'ERROR') {
+      barClasses.push('wb-bar-error');
+    }
+    if (span.durationMs === null) {
+      barClasses.push('wb-bar-open');
+    }
+    const bar = el('div', barClasses.join(' '), [], {
       style: `left:${left.toFixed(3)}%;width:${Math.min(width, 100 - left).toFixed(3)}%`
     });
     const rowNode = el(
@@ -175,8 +194,12 @@ export class SpanTree {
       [
         label,
         el('div', 'wb-cell wb-num wb-latency', formatMs(span.durationMs)),
-        el('div', 'wb-cell wb-num wb-tokens', tokens, { title: hasKids && tokens ? 'tokens, with children' : 'tokens' }),
-        el('div', 'wb-cell wb-num wb-cost', cost, { title: hasKids && cost ? 'cost, with children' : 'cost' }),
+        el('div', 'wb-cell wb-num wb-tokens', tokens, {
+          title: hasKids && tokens ? 'tokens, with children' : 'tokens'
+        }),
+        el('div', 'wb-cell wb-num wb-cost', cost, {
+          title: hasKids && cost ? 'cost, with children' : 'cost'
+        }),
         el('div', 'wb-cell wb-timeline', [bar])
       ],
       {

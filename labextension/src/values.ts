@@ -15,7 +15,7 @@ export function toText(value: unknown): string {
   if (cut) {
     return cut.preview;
   }
-  return typeof value === 'string' ? value : JSON.stringify(value, null, 2) ?? String(value);
+  return typeof value === 'string' ? value : (JSON.stringify(value, null, 2) ?? String(value));
 }
 
 /** A block of text: folded when long, with a copy button; `note` says what the producer cut. */

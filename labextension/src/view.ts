@@ -58,7 +58,10 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
     this.build(parsed.trace);
     // the first paint after this frame: what the benchmark reads (bench/bench_extension.py)
     requestAnimationFrame(() =>
-      setTimeout(() => this.node.setAttribute('data-wb-render-ms', (performance.now() - started).toFixed(1)), 0)
+      setTimeout(
+        () => this.node.setAttribute('data-wb-render-ms', (performance.now() - started).toFixed(1)),
+        0
+      )
     );
   }
 
@@ -91,7 +94,10 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
       el('div', 'wb-cell wb-num wb-latency', 'Latency'),
       el('div', 'wb-cell wb-num wb-tokens', 'Tokens'),
       el('div', 'wb-cell wb-num wb-cost', 'Cost'),
-      el('div', 'wb-cell wb-timeline wb-axis', [el('span', '', '0'), el('span', '', formatMs(trace.durationMs))])
+      el('div', 'wb-cell wb-timeline wb-axis', [
+        el('span', '', '0'),
+        el('span', '', formatMs(trace.durationMs))
+      ])
     ]);
     this.node.append(
       this.summary(trace),

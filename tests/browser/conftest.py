@@ -19,9 +19,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lab import EXTENSION, Lab, chromium_missing, open_browser, start_lab  # noqa: E402
 
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-
-
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     reason = chromium_missing()
     if reason:
@@ -50,7 +47,8 @@ def lab() -> Iterator[Lab]:
 def page(lab: Lab) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="wb-chromium-", ignore_cleanup_errors=True) as profile:
+    profiles = tempfile.TemporaryDirectory(prefix="wb-chromium-", ignore_cleanup_errors=True)
+    with sync_playwright() as playwright, profiles as profile:
         context = open_browser(playwright, Path(profile))
         context.set_default_timeout(60_000)
         page = context.pages[0] if context.pages else context.new_page()

@@ -70,8 +70,10 @@ class Lab:
         """A notebook of code cells in the server's root (through the contents API)."""
         notebook = {
             "nbformat": 4, "nbformat_minor": 5,
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-                         "language_info": {"name": "python"}},
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+                "language_info": {"name": "python"},
+            },
             "cells": [{"cell_type": "code", "id": f"cell{i}", "metadata": {}, "source": source, "outputs": [],
                        "execution_count": None} for i, source in enumerate(cells)],
         }
@@ -125,6 +127,7 @@ def start_lab(timeout_s: float = 120.0, extra_env: dict[str, str] | None = None)
     env.update({
         "WORKBENCH_HOME": str(home),
         "WORKBENCH_RETRY_BACKOFF": "0",
+        "WORKBENCH_TRACING": "on",  # as a user has it: traces stored in MLflow (feedback reads them back)
         "JUPYTER_CONFIG_DIR": str(config),
         "JUPYTERLAB_SETTINGS_DIR": str(scratch / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
+from workbench.gateway.secrets import redact
 from workbench.gateway.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Ledger:
         self._pending.put((
             time.time(), row.model, row.model_used, row.status, row.prompt_tokens, row.completion_tokens,
             row.cost_usd, row.latency_ms, int(row.cache_hit), row.failed_attempts,
-            json.dumps(row.tags, sort_keys=True), row.trace_id,
+            json.dumps({k: redact(v) for k, v in row.tags.items()}, sort_keys=True), row.trace_id,
         ))
         if self._writer is None:
             self._start_writer()

@@ -1,20 +1,26 @@
 """`local/<base>+adapter:<name>[@<version>]`: a fine-tuned LoRA adapter stacked on a local base model.
 
-This module parses the model string and loads an adapter folder (peft's `save_pretrained` layout) onto a fresh copy
-of the base, merged into its weights so it generates as fast as the base. Which folder a name and version stand for
-is not known here: workbench.finetune registers a resolver (adapters live in MLflow) with `set_adapter_resolver`.
-A resolver takes (name, version or None for the latest) and returns the adapter folder, or None when it does not
-know the name; it may raise a WorkbenchError that says what exists.
+This module parses the model string and puts adapter folders (peft's `save_pretrained` layout) on the process's ONE
+shared copy of the base: the first adapter wraps that copy in a PeftModel, later ones are added to it with
+`load_adapter`, so ten adapters cost ten small adapter files, not ten copies of the base. Before each generation
+(under the generation lock in local_generate) the right adapter is switched on with `set_adapter`; the plain base
+generates with every adapter disabled (`disable_adapter`). Which folder a name and version stand for is not known
+here: workbench.finetune registers a resolver (adapters live in MLflow) with `set_adapter_resolver`, and it is
+loaded on the first adapter name asked for. A resolver takes (name, version or None for the latest) and returns the
+adapter folder, or None when it does not know the name; it may raise a WorkbenchError that says what exists.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import ModelError, WorkbenchError
 from workbench.providers.local_model import LoadedModel, _as_folder, load_base, shared_model
@@ -28,12 +34,16 @@ __all__ = [
     "resolve_adapter",
     "load_with_adapter",
     "model_for",
+    "AdapterHost",
 ]
 
 AdapterResolver = Callable[[str, "str | None"], "str | os.PathLike[str] | None"]
 
 # resolver name -> resolver, asked in insertion order; workbench.finetune adds "finetune"
 ADAPTER_RESOLVERS: dict[str, AdapterResolver] = {}
+# Imported on the first adapter name asked for; it registers the MLflow-backed resolver.
+BUILTIN_RESOLVER_MODULE = "workbench.finetune.registry"
+_builtin_loaded = False
 _lock = threading.Lock()
 _SEPARATOR = "+adapter:"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
@@ -77,10 +87,20 @@ def set_adapter_resolver(resolver: AdapterResolver | None, *, name: str = "finet
             ADAPTER_RESOLVERS[name] = resolver
 
 
+def _load_builtin() -> None:
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    _builtin_loaded = True
+    with contextlib.suppress(ImportError):  # a slimmed install without workbench.finetune: no registry
+        importlib.import_module(BUILTIN_RESOLVER_MODULE)
+
+
 def resolve_adapter(spec: LocalModelName) -> Path:
     """The folder holding the adapter `spec` names. Raises ModelError when nothing knows it."""
     if spec.adapter is None:
         raise ModelError(f"local/{spec}: names no adapter; write e.g. {_EXAMPLE}")
+    _load_builtin()
     with _lock:
         resolvers = list(ADAPTER_RESOLVERS.values())
     if not resolvers:
@@ -109,16 +129,15 @@ def resolve_adapter(spec: LocalModelName) -> Path:
 
 
 def load_with_adapter(base: str, adapter_folder: str | os.PathLike[str], label: str | None = None) -> LoadedModel:
-    """A fresh copy of `base` with the adapter merged into its weights (the shared base stays untouched)."""
+    """A fresh copy of `base` with the adapter merged into its weights (what Adapter.merge saves; the shared base
+    stays untouched)."""
     from peft import PeftModel
 
     loaded = load_base(base)
     try:
         merged = PeftModel.from_pretrained(loaded.model, str(adapter_folder)).merge_and_unload()
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ModelError(f"local/{base}: cannot apply the adapter in {adapter_folder} ({type(exc).__name__}: {first}); "
-                         f"was it trained on {base}?") from exc
+        raise _cannot_apply(base, adapter_folder, exc) from exc
     merged.eval()
     loaded.model = merged
     loaded.adapter = label or Path(adapter_folder).name
@@ -127,17 +146,82 @@ def load_with_adapter(base: str, adapter_folder: str | os.PathLike[str], label: 
     return loaded
 
 
+def _cannot_apply(base: str, folder: str | os.PathLike[str], exc: Exception) -> ModelError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return ModelError(f"local/{base}: cannot apply the adapter in {folder} ({type(exc).__name__}: {first}); "
+                      f"was it trained on {base}?")
+
+
+@dataclass
+class AdapterHost:
+    """The shared base of one process and the adapters loaded onto it (one PeftModel, many named adapters)."""
+
+    base: LoadedModel
+    peft: Any = None  # the PeftModel wrapping base.model, made by the first adapter
+    names: dict[str, str] = field(default_factory=dict)  # adapter folder -> peft adapter name
+
+    @contextlib.contextmanager
+    def use(self, adapter: str | None) -> Iterator[None]:
+        """Generate with `adapter` on (None: the plain base). Called under the generation lock."""
+        if self.peft is None:
+            yield
+        elif adapter is None:
+            with self.peft.disable_adapter():
+                yield
+        else:
+            self.peft.set_adapter(adapter, inference_mode=True)
+            yield
+
+    def add(self, folder: Path, label: str, base_name: str) -> LoadedModel:
+        """A LoadedModel that generates with the adapter in `folder` on, sharing the base's weights."""
+        from workbench.providers.local_generate import generation_lock
+
+        with generation_lock():  # injecting LoRA layers while another thread generates would corrupt it
+            adapter = self.names.get(str(folder))
+            if adapter is None:
+                adapter = f"a{len(self.names)}"  # peft names become module keys: no dots or slashes
+                try:
+                    if self.peft is None:
+                        from peft import PeftModel
+
+                        self.peft = PeftModel.from_pretrained(self.base.model, str(folder), adapter_name=adapter)
+                        self.peft.eval()
+                        self.base.extra["scope"] = lambda: self.use(None)  # the plain base: adapters off
+                    else:
+                        self.peft.load_adapter(str(folder), adapter_name=adapter)
+                except Exception as exc:
+                    raise _cannot_apply(base_name, folder, exc) from exc
+                self.names[str(folder)] = adapter
+        loaded = LoadedModel(f"{base_name}{_SEPARATOR}{label}", self.peft, self.base.tokenizer, self.base.source,
+                             self.base.path, adapter=label)
+        loaded.extra.update(adapter_path=str(folder), base=self.base, scope=lambda: self.use(adapter))
+        return loaded
+
+
+_hosts: dict[str, AdapterHost] = {}
+
+
 def _base_key(base: str) -> str:
     folder = _as_folder(base)  # two spellings of one folder share one loaded copy
     return str(folder) if folder is not None else base
 
 
+def _host(key: str, base: str) -> AdapterHost:
+    loaded = shared_model(key, lambda: load_base(base))
+    with _lock:
+        host = _hosts.get(key)
+        if host is None or host.base is not loaded:  # unload_models() dropped the old base
+            host = _hosts[key] = AdapterHost(loaded)
+    return host
+
+
 def model_for(name: str) -> LoadedModel:
-    """The process-wide loaded model for a local model name, adapter included."""
+    """The process-wide loaded model for a local model name, adapter included (sharing the base's weights)."""
     spec = parse_model_name(name)
     key = _base_key(spec.base)
     if spec.adapter is None:
         return shared_model(key, lambda: load_base(spec.base))
     folder = resolve_adapter(spec)  # asked every call: "latest" moves when a new version is registered
     label = f"{spec.adapter}@{spec.version or 'latest'}"
-    return shared_model(f"{key}{_SEPARATOR}{folder}", lambda: load_with_adapter(spec.base, folder, label))
+    host = _host(key, spec.base)
+    return shared_model(f"{key}{_SEPARATOR}{folder}", lambda: host.add(folder, label, spec.base))

@@ -8,6 +8,7 @@ which is what a 135M model answers best with; `max_tokens` defaults to 256.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterator
@@ -17,11 +18,17 @@ from typing import Any
 from workbench.errors import ConfigError
 from workbench.providers.local_model import LoadedModel
 
-__all__ = ["GenerationSettings", "Generation", "TextStream", "generate", "stream", "chat_prompt", "DEFAULT_MAX_TOKENS"]
+__all__ = ["GenerationSettings", "Generation", "TextStream", "generate", "stream", "chat_prompt", "DEFAULT_MAX_TOKENS",
+           "generation_lock"]
 
 DEFAULT_MAX_TOKENS = 256
 _LOCK = threading.Lock()
 _ROLE_MAP = {"developer": "system", "tool": "user", "function": "user"}
+
+
+def generation_lock() -> threading.Lock:
+    """The lock every generation holds; adapters are loaded onto the shared base under it too."""
+    return _LOCK
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,10 @@ def _run_generate(loaded: LoadedModel, inputs: Any, settings: GenerationSettings
 
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
-    with torch.inference_mode():
+    # An adapter on the shared base switches itself on here (and the plain base switches adapters off): the
+    # caller holds the generation lock, so no other call can switch it in between.
+    scope = loaded.extra.get("scope")
+    with scope() if scope is not None else contextlib.nullcontext(), torch.inference_mode():
         return loaded.model.generate(**inputs, **settings.generate_kwargs(),
                                      pad_token_id=loaded.tokenizer.pad_token_id, **extra)
 
