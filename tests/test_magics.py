@@ -19,6 +19,7 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 from traitlets.config import Config
 
+import workbench
 from workbench.providers import fake
 
 
@@ -631,3 +632,20 @@ def test_a_traced_answer_gets_a_feedback_bar_unless_asked_not_to(ip):
     bar = ran.signals[0].data
     assert trace_id in bar["text/plain"]  # headless form: the Python call that records the same feedback
     assert run(ip, "%%llm -m fake/echo --no-signals\nrate me again").signals == []
+
+
+def test_prompt_flag_registers_the_template_once_per_text_and_links_the_trace(ip):
+    from workbench import tracing
+
+    ip.user_ns["name"] = "Ada"
+    first = run(ip, "%%llm -m fake/echo --prompt greet\nHello {name}")
+    assert first.result.error_in_exec is None, first.plain
+    saved = workbench.prompt("greet")
+    assert (saved.template, saved.version) == ("Hello {name}", 1)
+    run(ip, "%%llm -m fake/echo --prompt greet\nHello {name}")
+    assert workbench.prompt("greet").version == 1  # same text: no new version
+    run(ip, "%%llm -m fake/echo --prompt greet\nHi there {name}")
+    assert workbench.prompt("greet").version == 2
+    lineage = tracing.get_trace(ip.user_ns["_llm"].trace_id).lineage
+    assert lineage["prompt_name"] == "greet" and lineage["prompt_version"] == 2
+    assert lineage["template"] == "Hi there {name}" and lineage["variables"] == ["name"]

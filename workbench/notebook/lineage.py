@@ -23,6 +23,9 @@ class CellContext:
     variables: tuple[str, ...]  # namespace names interpolated into it
     line: str  # the flags line after %%llm
     chat: str | None = None  # --chat NAME
+    notebook: str | None = None  # the notebook's path, when the kernel knows it
+    prompt_name: str | None = None  # --prompt NAME: the registry entry this template was saved as
+    prompt_version: int | None = None
 
 
 _current: ContextVar[CellContext | None] = ContextVar("workbench_cell", default=None)

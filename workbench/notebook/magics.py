@@ -132,6 +132,7 @@ class LLMMagics(Magics):
         _quiet_libraries()
         for name in [*names, *options.fallbacks]:  # every name checked before any model is paid for
             validate_model(name)
+        prompt_name, prompt_version = self._register_prompt(options.prompt, cell)
         context = CellContext(
             execution_count=self._execution_count(),
             cell_id=self.session.cell_id,
@@ -139,6 +140,9 @@ class LLMMagics(Magics):
             variables=rendered.names,
             line=line,
             chat=options.chat,
+            notebook=self._notebook_path(),
+            prompt_name=prompt_name,
+            prompt_version=prompt_version,
         )
         prompt, system, chat_after = self._conversation(options, rendered.text)
         columns = [show.Column(name) for name in names]
@@ -149,6 +153,20 @@ class LLMMagics(Magics):
             for column in columns:
                 self._ask(column, columns, live, options, prompt, system)
         self._remember(columns, options, context, rendered.text, chat_after)
+
+    @staticmethod
+    def _register_prompt(name: str | None, template: str) -> tuple[str | None, int | None]:
+        if name is None:
+            return None, None
+        from workbench.tracing.registry import register_prompt
+
+        saved = register_prompt(name, template)
+        return saved.name, int(saved.version)
+
+    def _notebook_path(self) -> str | None:
+        """ipykernel names the notebook in `__session__` (JupyterLab, VS Code); nbclient and IPython do not."""
+        found = self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+        return str(found) if found else None
 
     def _execution_count(self) -> int | None:
         """This cell's [n]. IPython 9 bumps execution_count before running a cell and 8 after it, but the

@@ -33,6 +33,7 @@ class CellOptions:
     chat: str | None = None
     trace: bool = False
     signals: bool = True
+    prompt: str | None = None
 
     def params(self) -> dict[str, Any]:
         """The answer-changing parameters for complete(); unset ones are left out so defaults apply."""
@@ -109,6 +110,9 @@ def _build_parser() -> _Parser:
     add("--chat", type=_identifier("--chat"), metavar="NAME",
         help="continue the named conversation: earlier turns of NAME are sent too")
     add("--trace", action="store_true", help="show the call's trace tree under the answer")
+    add("--prompt", metavar="NAME",
+        help="register the cell's template in the MLflow prompt registry under NAME (a new version only when "
+             "the text changed) and link the trace to that version")
     add("--no-signals", action="store_false", dest="signals",
         help="leave out the feedback bar (thumbs, stars, edit, comment) under the answer")
     return parser
@@ -164,4 +168,5 @@ def parse_cell_line(line: str) -> CellOptions:
         chat=namespace.chat,
         trace=namespace.trace,
         signals=namespace.signals,
+        prompt=namespace.prompt,
     )

@@ -83,7 +83,8 @@ def _cell_lineage() -> dict[str, Any] | None:
     if cell is None:
         return None
     found = {"execution_count": cell.execution_count, "cell_id": cell.cell_id, "template": cell.template,
-             "variables": list(cell.variables)}
+             "variables": list(cell.variables), "notebook": getattr(cell, "notebook", None),
+             "prompt_name": getattr(cell, "prompt_name", None), "prompt_version": getattr(cell, "prompt_version", None)}
     return {k: v for k, v in found.items() if v is not None}
 
 
