@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import itertools
 import math
 import threading
 
@@ -165,12 +166,17 @@ def test_evaluate_from_a_running_event_loop_and_with_a_prompt_template():
 
 def test_ctrl_c_keeps_scored_rows_and_marks_the_run_killed():
     data = qa(60)
-    timer = threading.Timer(0.6, _thread.interrupt_main)  # a real KeyboardInterrupt in the caller's thread
-    timer.start()
-    try:
-        result = workbench.evaluate(data, "fake/slow?ms=100", concurrency=2, cache=False, progress=False)
-    finally:
-        timer.cancel()
+    scored = itertools.count(1)
+
+    def ctrl_c_after_five_rows(input, output, expected):
+        # a real KeyboardInterrupt in the caller's thread, once rows are flowing (a timer could fire while
+        # the store is still being created on a slow machine, where libraries may swallow it)
+        if next(scored) == 5:
+            _thread.interrupt_main()
+        return 1.0
+
+    result = workbench.evaluate(data, "fake/slow?ms=100", scorers=["exact_match", ctrl_c_after_five_rows],
+                                concurrency=2, cache=False, progress=False)
     assert result.interrupted and 0 < len(result.table) < 60
     assert result.table["exact_match"].notna().all()  # every kept row is fully scored
     from workbench.evals.record import flush_records

@@ -23,6 +23,17 @@ EXPECTED = {
         "BudgetExceeded: refused: the budget for project=sandbox",
         "quickstart",  # spend by project
     ],
+    "05_finetune.ipynb": [
+        "sft pirate-support: step 16/16",  # the live progress view's final state
+        "PASS: house_style delta +1.000",  # re-evaluated on the golden set and gated
+        "Ahoy!",  # the adapter answers in the house style through %%llm
+        "dpo pirate-dpo: step 3/3",  # %finetune dpo
+    ],
+    "06_rollout.ipynb": [
+        "10% to candidate",
+        "users moved, all to the candidate: {'candidate'}",  # sticky assignment
+        "promoted - <Rollout 'support' promoted",
+    ],
 }
 
 
@@ -42,7 +53,9 @@ def _texts(notebook: Any) -> str:
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_offline(path: Path, tmp_path: Path, workbench_home: Path) -> None:
-    executed = execute_notebook(path, tmp_path / path.name, env={"WORKBENCH_HOME": str(workbench_home)})
+    # as a student runs it: traces go to the MLflow store (the suite keeps them in memory by default)
+    executed = execute_notebook(path, tmp_path / path.name,
+                                env={"WORKBENCH_HOME": str(workbench_home), "WORKBENCH_TRACING": "on"})
     outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = _texts(executed)

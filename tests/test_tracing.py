@@ -181,11 +181,14 @@ def test_the_llm_magics_cell_context_is_lineage_too(exported):
 
 
 def test_trace_magic_and_llm_line_commands(exported, capsys):
-    from IPython.testing.globalipapp import get_ipython
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
     from workbench.notebook import trace_magics
 
-    shell = get_ipython()
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    shell = InteractiveShell.instance(config=config)  # the one shell every test module shares
     trace_magics.register(shell)
     response = wb.complete("magic", "fake/echo", cache=False)
     shown = []

@@ -62,6 +62,14 @@ _EXPORTS = {
     "calibrate": "workbench.evals.calibrate",
     "feedback": "workbench.signals.collect",
     "training_data": "workbench.signals.exports",
+    "finetune": "workbench.finetune",
+    "Adapter": "workbench.finetune.adapter",
+    "FineTuneJob": "workbench.finetune.job",
+    "FineTuneError": "workbench.errors",
+    "rollout": "workbench.traffic.routing",
+    "rollout_report": "workbench.traffic.monitor",
+    "Rollout": "workbench.traffic.routing",
+    "RolloutReport": "workbench.traffic.monitor",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -72,6 +80,7 @@ if TYPE_CHECKING:
     from workbench.errors import (
         BudgetExceeded,
         ConfigError,
+        FineTuneError,
         MissingKeyError,
         ModelError,
         ProviderError,
@@ -90,7 +99,12 @@ if TYPE_CHECKING:
     from workbench.evals.runner import evaluate
     from workbench.evals.scoring import scorers
     from workbench.signals.collect import feedback
+    from workbench.finetune import finetune
+    from workbench.finetune.adapter import Adapter
+    from workbench.finetune.job import FineTuneJob
     from workbench.signals.exports import training_data
+    from workbench.traffic.monitor import RolloutReport, rollout_report
+    from workbench.traffic.routing import Rollout, rollout
     from workbench.tracing.context import span, traced
     from workbench.tracing.registry import prompt, prompts, register_prompt
     from workbench.tracing.tracking import run, runs

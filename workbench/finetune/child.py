@@ -138,7 +138,7 @@ def _train_sft(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
             optimizer.zero_grad(set_to_none=True)
             step += 1
             pipe.send("step", step=step, loss=float(loss.detach()), epoch=epoch,
-                      tokens=int(batch["attention_mask"].sum()), seconds=time.perf_counter() - clock)
+                      tokens=int(batch["attention_mask"].sum()), seconds=time.perf_counter() - clock, t=time.time())
             if step >= total or _stop:
                 break
         epoch += 1

@@ -93,6 +93,16 @@ def _check_tags(tags: Any) -> dict[str, str]:
     return clean
 
 
+def _apply_pick(chain: list[tuple[str, str | models.Route]], tags: dict[str, str]) -> dict[str, str]:
+    """A rollout's route chooses its variant here (see models.Route.pick); other routes let the Router choose."""
+    name, target = chain[0]
+    if not isinstance(target, models.Route) or target.pick is None:
+        return tags
+    model, extra = target.pick(tags)
+    chain[0] = (name, model)
+    return {**tags, **extra}
+
+
 def prepare(
     prompt_or_messages: Any,
     model: str | None,
@@ -113,6 +123,7 @@ def prepare(
     chain = [(models.validate_model(name), models.resolve(name.strip())) for name in names]
     messages = build_messages(prompt_or_messages, system)
     _check_params(params)
+    clean_tags = _apply_pick(chain, _check_tags(tags))
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
         raise ConfigError(f"timeout={timeout!r} must be a number of seconds > 0, e.g. timeout=30")
     call = PreparedCall(
@@ -120,7 +131,7 @@ def prepare(
         chain=chain,
         messages=messages,
         params=dict(params),
-        tags=_check_tags(tags),
+        tags=clean_tags,
         use_cache=bool(cache),
         timeout=timeout if timeout is not None else settings().timeout_s,
         recorded_params=scrub_params(params),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ class Route:
     name: str
     weights: dict[str, float]
     _router: Any = field(default=None, repr=False)
+    # Set by a rollout (workbench.traffic): picks the model itself from the call's tags (sticky per user) and returns
+    # it with tags to add (the variant), before the call, so the ledger, budget and trace all see the variant.
+    pick: Callable[[dict[str, str]], tuple[str, dict[str, str]]] | None = field(default=None, repr=False)
 
     def router(self) -> Any:
         if self._router is None:

@@ -176,7 +176,10 @@ class AdapterHost:
         """A LoadedModel that generates with the adapter in `folder` on, sharing the base's weights."""
         from workbench.providers.local_generate import generation_lock
 
-        with generation_lock():  # injecting LoRA layers while another thread generates would corrupt it
+        import warnings
+
+        with generation_lock(), warnings.catch_warnings():  # injecting LoRA layers mid-generation would corrupt it
+            warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notes, raised inside peft
             adapter = self.names.get(str(folder))
             if adapter is None:
                 adapter = f"a{len(self.names)}"  # peft names become module keys: no dots or slashes

@@ -162,8 +162,15 @@ def ensure_mlflow() -> Any:
 
     with _lock:
         if _global_uri != uri or mlflow.get_tracking_uri() != uri:
+            # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, it would outlive a later
+            # configure(home=...) (our settings honour that variable) and leak into child processes.
+            saved = os.environ.get("MLFLOW_TRACKING_URI")
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
+            if saved is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
             _global_uri = uri
     return mlflow
 
