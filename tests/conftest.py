@@ -9,7 +9,15 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import signal
+
 import pytest
+
+# Ctrl-C tests (evaluations, fine-tunes) need SIGINT to raise KeyboardInterrupt, as it does in a Jupyter
+# kernel; a CI runner that starts us in the background may have SIGINT ignored, and then Python never
+# installs its handler.
+if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

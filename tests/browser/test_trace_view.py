@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from lab import Lab, Notebook
 
@@ -313,7 +314,7 @@ def test_a_1000_span_trace_renders_only_the_rows_on_screen_and_fits_a_narrow_out
     assert detail_box["y"] >= tree_box["y"] + tree_box["height"] - 1
     page.set_viewport_size({"width": 1280, "height": 960})
     view.locator(".wb-collapse-all").click()
-    assert view.locator(".wb-row").count() == 1
+    expect(view.locator(".wb-row")).to_have_count(1)  # the tree re-renders on the next frame: wait for it
 
 
 # 5 -------------------------------------------------------------------------------------------------
