@@ -113,7 +113,8 @@ def test_a_call_shows_the_answer_and_a_footer(ip):
     assert len(ran.displays) == 1
     assert ran.plain.splitlines()[0] == "What does a gateway do?"
     footer = ran.plain.splitlines()[-1]
-    assert re.fullmatch(r"fake/echo · 10 tokens \(5 in, 5 out\) · \$0\.000015 · [\d.]+ m?s", footer), footer
+    trace = r" · %trace tr-[0-9a-f]{32}" if ip.user_ns["_llm"].trace_id else ""
+    assert re.fullmatch(r"fake/echo · 10 tokens \(5 in, 5 out\) · \$0\.000015 · [\d.]+ m?s" + trace, footer), footer
     assert "<p>What does a gateway do?</p>" in ran.html and 'class="wb-footer"' in ran.html
     meta = ran.meta
     assert meta["model"] == meta["model_used"] == "fake/echo"

@@ -68,6 +68,8 @@ def footer_text(response: Response) -> str:
     if response.fell_back:
         failed = ", ".join(dict.fromkeys(a.model for a in response.attempts)) or response.model
         parts.append(f"fallback: {failed} failed")
+    if response.trace_id:
+        parts.append(f"%trace {response.trace_id}")  # the footer offers the tree: copy it into a cell
     return " · ".join(parts)
 
 
