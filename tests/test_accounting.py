@@ -94,3 +94,9 @@ def test_budgets_persist_in_the_home(workbench_home):
     wb.set_budget(usd=3.5, tag=("team", "ml"))
     stores.reset()
     assert [(b.usd, b.tag) for b in wb.budgets()] == [(3.5, ("team", "ml"))]
+
+
+@pytest.mark.parametrize("limit", ["ten", -1, 2.5])
+def test_calls_refuses_a_bad_limit(limit):
+    with pytest.raises(wb.ConfigError, match="limit="):
+        wb.calls(limit)

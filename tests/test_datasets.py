@@ -194,3 +194,53 @@ def test_golden_add_without_a_call_is_one_red_line(ip):
     assert out.outputs[0].data["text/plain"].startswith("WorkbenchError: no %%llm answer yet")
     out = _run(ip, "%golden frobnicate qa")
     assert "ConfigError: %golden: argument action" in out.outputs[0].data["text/plain"]
+
+
+# -- QA pass: bad input is one clear line and loses nothing ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [5, None, ""])
+def test_a_path_that_is_not_a_path_is_a_config_error(path):
+    for read in (GoldenDataset.from_csv, GoldenDataset.from_jsonl, GoldenDataset.from_file):
+        with pytest.raises(ConfigError, match="is not a file path"):
+            read(path)
+
+
+def test_a_csv_header_without_an_input_column_fails_at_line_1(tmp_path):
+    (tmp_path / "q.csv").write_text("question;answer\n")
+    with pytest.raises(WorkbenchError, match=r"q.csv line 1: no 'input' column \(got question;answer\)"):
+        GoldenDataset.from_csv(tmp_path / "q.csv")
+
+
+def test_bad_extend_remove_and_save_arguments_keep_the_rows():
+    ds = workbench.golden("qa")
+    ds.add("What is 2+2?", "4")
+    with pytest.raises(ConfigError, match="item 2 is 'b', not a dict"):
+        ds.extend([{"input": "a"}, "b"])
+    with pytest.raises(ConfigError, match=r"got the path 'more.csv', not rows.*from_file\('more.csv'\)"):
+        ds.extend("more.csv")
+    with pytest.raises(ConfigError, match="row_ids=5"):
+        ds.remove(5)
+    with pytest.raises(ConfigError, match="name 'a b' is not valid"):
+        ds.save("a b")
+    assert [r.input for r in workbench.golden("qa").rows] == ["What is 2+2?"]
+
+
+def test_to_jsonl_to_an_unwritable_path_is_one_line(tmp_path):
+    ds = workbench.golden("qa")
+    ds.add("q", "a")
+    (tmp_path / "a-file").write_text("x")
+    for target in (tmp_path / "a-file" / "out.jsonl", tmp_path):
+        with pytest.raises(WorkbenchError, match="cannot write") as caught:
+            ds.to_jsonl(target)
+        assert "\n" not in str(caught.value)
+    assert not list(tmp_path.glob("*.tmp")) and len(workbench.golden("qa")) == 1
+
+
+def test_golden_show_of_an_unknown_name_creates_nothing(ip):
+    for action in ("show", "edit", "save"):
+        out = _run(ip, f"%golden {action} nope")
+        assert out.outputs[0].data["text/plain"].startswith("WorkbenchError: no golden dataset 'nope'")
+    from workbench.datasets.golden import golden_names
+
+    assert "nope" not in golden_names()

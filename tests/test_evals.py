@@ -277,3 +277,37 @@ def test_eval_magic_and_cli_gate(tmp_path, capsys):
     code = main(["eval", "--dataset", str(path), "-m", "fake/script", "-c", "1", "--baseline", baseline, "--gate"])
     assert code == 1 and "FAIL: exact_match delta" in capsys.readouterr().out
     assert main(["eval", "--dataset", str(path), "-m", "fake/echo", "--gate"]) == 2  # a usage error
+
+
+# -- QA pass: bad arguments fail before any row is run -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"models": 5, "model": None}, "models=5"), ({"params": [1]}, "params=[1]"),
+    ({"params": {"temperature": 5}}, "temperature=5"), ({"judge": "nosuch/x"}, "'nosuch/x'"),
+    ({"name": 5}, "name=5"), ({"experiment": 5}, "experiment=5"),
+    ({"prompt": "Answer {question}"}, "uses {question}"),
+])
+def test_bad_evaluate_arguments_fail_before_any_call(kwargs, needle):
+    with pytest.raises(workbench.WorkbenchError) as caught:
+        workbench.evaluate(qa(2), **{"model": "fake/echo", "progress": False, **kwargs})
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+    assert len(workbench.calls()) == 0
+
+
+def test_a_scorer_that_raises_says_why_in_its_rationale():
+    def boom(input, output, expected):
+        raise RuntimeError("kaboom")
+
+    result = workbench.evaluate(qa(2), "fake/echo", scorers=[boom], progress=False)
+    assert result.table["boom_failed"].all()
+    assert result.table["boom_rationale"].str.contains("RuntimeError: kaboom").all()
+
+
+@pytest.mark.parametrize("judge,data,needle", [
+    ("fake/echo", 5, "data=5"), ("fake/echo", "/no/such.csv", "no file"), ("similarity", [], "'similarity'"),
+])
+def test_calibrate_wrong_arguments_are_one_line(judge, data, needle):
+    with pytest.raises(workbench.WorkbenchError) as caught:
+        workbench.calibrate(judge, data)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)

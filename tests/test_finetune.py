@@ -54,12 +54,22 @@ def _client():
     ({"data": [{"input": "hi"}]}, "'input'"), ({"data": 42}, "int"), ({"wait": "yes"}, "wait='yes'"),
     ({"data": [{"messages": [{"role": "user", "content": "hi"}]}]}, "assistant answer"),
     ({"eval_data": "no-such-golden"}, "no-such-golden"), ({"scorers": ["exact_match"]}, "eval_data"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "scorers": ["nope"]}, "unknown scorer 'nope'"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_metric": "nope"}, "gate_metric='nope'"),
 ])
 def test_bad_options_quote_the_value(kwargs, needle):
     call = {"data": ROWS, "name": "style", **kwargs}
     with pytest.raises((ConfigError, wb.WorkbenchError)) as caught:
         wb.finetune.lora(**call)
     assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_jsonl_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match="byte 0xff at offset 0 is not UTF-8") as caught:
+        wb.finetune.lora(data=str(path), name="style")
+    assert "\n" not in str(caught.value)
 
 
 def test_dpo_rows_are_checked():

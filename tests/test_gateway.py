@@ -301,3 +301,52 @@ def test_our_own_provider_errors_fall_back_and_stay_clean_without_fallback(tmp_p
     with pytest.raises(wb.ModelError) as err:
         wb.complete("hi", missing)
     assert "no-such-model" in str(err.value) and "add a fallback" not in str(err.value)
+
+
+# -- QA pass: bad input is one clear line -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"fallbacks": 5}, "fallbacks=5"), ({"cache": "no"}, "cache='no'"),
+])
+def test_bad_fallbacks_and_cache_values_are_refused(kwargs, needle):
+    with pytest.raises(wb.ConfigError, match=needle):
+        wb.complete("hi", "fake/echo", **kwargs)
+
+
+def test_infinite_route_weights_and_prices_are_refused():
+    with pytest.raises(wb.ConfigError, match="weight inf"):
+        wb.route("r", {"fake/echo": float("inf")})
+    with pytest.raises(wb.ConfigError, match="input_per_1m=inf"):
+        wb.set_price("fake/echo", input_per_1m=float("inf"), output_per_1m=1)
+
+
+@pytest.mark.parametrize("options,needle", [
+    ({"max_retries": 1.5}, "max_retries=1.5"), ({"retry_backoff_s": float("nan")}, "retry_backoff_s=nan"),
+    ({"timeout_s": float("nan")}, "timeout_s=nan"), ({"home": 5}, "home=5"),
+])
+def test_configure_refuses_values_it_used_to_coerce(options, needle):
+    with pytest.raises(wb.ConfigError, match=needle):
+        wb.configure(**options)
+
+
+def test_a_home_that_is_a_file_is_refused_and_the_old_home_kept(tmp_path, workbench_home):
+    wb.complete("kept", "fake/echo")
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    with pytest.raises(wb.ConfigError, match="is a file, not a folder"):
+        wb.configure(home=str(a_file))
+    assert wb.settings().home == workbench_home.resolve()
+    assert len(wb.calls()) == 1
+
+
+def test_a_home_under_a_file_is_a_store_error(tmp_path, monkeypatch):
+    from workbench import config
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    monkeypatch.setenv("WORKBENCH_HOME", str(a_file / "home"))
+    config.reset_settings()
+    with pytest.raises(wb.StoreError, match="cannot create the folder") as caught:
+        wb.complete("hi", "fake/echo")
+    assert "\n" not in str(caught.value)

@@ -225,3 +225,21 @@ def test_resolved_adapter_stacks_on_its_base(tmp_path, no_resolvers):
     assert tuned_model.adapter == "tone@1"
     # stacked on the one shared base, not a copy of it
     assert tuned_model.extra["base"] is _loaded() and tuned_model.model.get_base_model() is _loaded().model
+
+
+def test_an_unreachable_hub_counts_as_offline_without_waiting(monkeypatch):
+    import socket
+
+    from workbench.providers import local_model
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    local_model._hub_unreachable.cache_clear()
+    try:
+        assert local_model._offline()
+    finally:
+        local_model._hub_unreachable.cache_clear()

@@ -650,3 +650,11 @@ def test_prompt_flag_registers_the_template_once_per_text_and_links_the_trace(ip
     lineage = tracing.get_trace(ip.user_ns["_llm"].trace_id).lineage
     assert lineage["prompt_name"] == "greet" and lineage["prompt_version"] == 2
     assert lineage["template"] == "Hi there {name}" and lineage["variables"] == ["name"]
+
+
+@pytest.mark.parametrize("line,needle", [
+    ("%llm alias a", "write e.g. %llm alias fast=fake/echo"),
+    ("%llm config timeout_s", "write e.g. %llm config default_model=fake/echo"),
+])
+def test_a_key_value_mistake_gives_an_example_for_that_command(ip, line, needle):
+    assert_one_red_line(run(ip, line), "ConfigError", needle)

@@ -168,3 +168,27 @@ def test_signals_bar_widget_clicks_record_feedback_and_degrades_to_text():
     workbench.configure(tracing=False)
     untraced = signals_bar(workbench.complete("untraced", "fake/echo"))
     assert "tracing" in untraced._repr_mimebundle_()["text/plain"]
+
+
+# -- QA pass ------------------------------------------------------------------------------------------------------
+
+
+def test_exports_to_an_unwritable_path_are_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    for export in (workbench.training_data.sft, workbench.training_data.preferences):
+        for target in (tmp_path / "a-file" / "out.jsonl", tmp_path):
+            with pytest.raises(WorkbenchError, match="cannot write") as caught:
+                export(path=target)
+            assert "\n" not in str(caught.value)
+        with pytest.raises(ConfigError, match="path=5"):
+            export(path=5)
+
+
+def test_feedback_with_tracing_in_memory_says_how_to_store_it(monkeypatch):
+    from workbench import config
+
+    monkeypatch.setenv("WORKBENCH_TRACING", "memory")
+    config.reset_settings()
+    response = workbench.complete("hi", "fake/echo")
+    with pytest.raises(WorkbenchError, match="tracing='memory'.*WORKBENCH_TRACING=on"):
+        workbench.feedback(response, stars=5)

@@ -95,7 +95,14 @@ def _validate(name: str, value: Any) -> Any:
     if name == "home":
         if value in (None, ""):
             raise ConfigError("home is empty: pass a folder path, e.g. configure(home='.workbench')")
-        return Path(value).expanduser().resolve()
+        try:
+            path = Path(value).expanduser().resolve()
+        except TypeError:
+            raise ConfigError(f"home={value!r} is not a folder path: pass e.g. configure(home='.workbench')") from None
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"home={str(value)!r} is a file, not a folder: pass a folder path, "
+                              "e.g. configure(home='.workbench')")
+        return path
     if name in ("default_model", "judge_model", "tracking_uri"):
         if value is None and name != "default_model":
             return None
@@ -109,10 +116,12 @@ def _validate(name: str, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}={value!r} is not a number of seconds: pass e.g. {name}=3600") from None
-        if number <= 0:
+        if not number > 0:  # NaN too
             raise ConfigError(f"{name}={value!r} must be > 0 seconds (or None for no limit)")
         return number
     if name == "max_retries":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"max_retries={value!r} is not a whole number: pass e.g. max_retries=2")
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -125,8 +134,9 @@ def _validate(name: str, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"retry_backoff_s={value!r} is not a number: pass e.g. retry_backoff_s=0.5") from None
-        if number < 0:
-            raise ConfigError(f"retry_backoff_s={value!r} must be >= 0")
+        if not 0 <= number <= 3600:  # NaN and infinity too
+            raise ConfigError(f"retry_backoff_s={value!r} must be a number of seconds from 0 to 3600, "
+                              "e.g. retry_backoff_s=0.5")
         return number
     if name == "tracing":
         text = str(value).strip().lower()

@@ -3,6 +3,7 @@ and blank lines are fine; a bad file raises one WorkbenchError naming the line a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -12,7 +13,7 @@ from typing import Any
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.datasets.rows import GoldenRow
 
-__all__ = ["read_rows", "read_csv", "read_jsonl", "write_jsonl", "row_from_mapping", "COLUMN_ALIASES"]
+__all__ = ["read_rows", "read_csv", "read_jsonl", "write_jsonl", "row_from_mapping", "as_path", "COLUMN_ALIASES"]
 
 # Column names people use for the same thing (first match wins).
 COLUMN_ALIASES = {
@@ -25,6 +26,13 @@ COLUMN_ALIASES = {
     "notes": ("notes", "note", "comment"),
     "row_id": ("row_id", "id"),
 }
+
+
+def as_path(path: Any, what: str = "path") -> Path:
+    """`path` as a Path, or a ConfigError naming what was passed instead."""
+    if not isinstance(path, str | Path) or not str(path).strip():
+        raise ConfigError(f"{what}={path!r:.80} is not a file path: pass e.g. 'golden.csv' or 'golden.jsonl'")
+    return Path(path).expanduser()
 
 
 def _decode(path: Path) -> str:
@@ -85,7 +93,7 @@ def row_from_mapping(mapping: dict[str, Any], where: str) -> GoldenRow:
 
 
 def read_csv(path: str | Path) -> list[GoldenRow]:
-    path = Path(path)
+    path = as_path(path)
     text = _decode(path).replace("\r\n", "\n").replace("\r", "\n")  # Windows and old-Mac line ends
     # strict: an unterminated quote is an error at its line, not one giant field
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -99,6 +107,9 @@ def read_csv(path: str | Path) -> list[GoldenRow]:
                 continue  # blank lines
             if header is None:
                 header = [cell.strip() for cell in record]
+                if not _pick(dict.fromkeys(header), "input")[0]:  # caught here even when no row follows
+                    raise WorkbenchError(f"{path.name} line {line}: no 'input' column (got {', '.join(header)}); "
+                                         "name the prompt column 'input' and the answer 'expected'")
                 continue
             if len(record) != len(header):
                 raise WorkbenchError(f"{path.name} line {line}: {len(record)} fields where the header has "
@@ -112,7 +123,7 @@ def read_csv(path: str | Path) -> list[GoldenRow]:
 
 
 def read_jsonl(path: str | Path) -> list[GoldenRow]:
-    path = Path(path)
+    path = as_path(path)
     rows: list[GoldenRow] = []
     for number, line in enumerate(_decode(path).splitlines(), 1):  # splitlines: CRLF and CR too
         if not line.strip():
@@ -131,7 +142,7 @@ def read_jsonl(path: str | Path) -> list[GoldenRow]:
 
 def read_rows(path: str | Path) -> list[GoldenRow]:
     """Rows from a .csv, .tsv, .jsonl or .json file (by extension)."""
-    path = Path(path)
+    path = as_path(path)
     suffix = path.suffix.lower()
     if not path.exists():
         raise WorkbenchError(f"no file {path}: check the path (relative paths start at {Path.cwd()})")
@@ -153,11 +164,16 @@ def read_rows(path: str | Path) -> list[GoldenRow]:
 
 def write_jsonl(rows: list[GoldenRow], path: str | Path) -> Path:
     """One JSON object a line, UTF-8, LF: diffs well in git and reads back with read_jsonl."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = as_path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        for row in rows:
-            handle.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            for row in rows:
+                handle.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
+        tmp.replace(path)  # atomic: a reader never sees half a file
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; pass a file path in a writable folder") from None
     return path

@@ -156,7 +156,12 @@ class GoldenDataset:
         return changed
 
     def remove(self, row_ids: str | list[str]) -> int:
-        ids = [row_ids] if isinstance(row_ids, str) else list(row_ids)
+        try:
+            ids = [row_ids] if isinstance(row_ids, str) else list(row_ids)
+        except TypeError:
+            ids = [row_ids]
+        if not all(isinstance(i, str) for i in ids):
+            raise ConfigError(f"row_ids={row_ids!r:.80} must be a row id or a list of them: see .df for the row ids")
         if self.stored:
             from workbench.datasets.store import store
 
@@ -179,6 +184,7 @@ class GoldenDataset:
             store().ensure(target)
             store().append(target, rows)
         elif name is not None and name != self.name:
+            _check_name(name)
             raise ConfigError(f"{self.name!r} is already stored: copy it with golden({name!r}).extend(ds)")
         rows = self.rows
         content = digest(rows)
@@ -269,11 +275,18 @@ def _rows_from(data: Any, where: str) -> list[GoldenRow]:
     if isinstance(data, GoldenRow):
         return [data]
     if isinstance(data, list):
-        return [r if isinstance(r, GoldenRow) else files.row_from_mapping(dict(r), f"{where} item {i}")
+        for i, r in enumerate(data, 1):
+            if not isinstance(r, GoldenRow | dict):
+                raise ConfigError(f"{where} item {i} is {r!r:.60}, not a dict: pass rows like "
+                                  "{'input': '...', 'expected': '...'}")
+        return [r if isinstance(r, GoldenRow) else files.row_from_mapping(r, f"{where} item {i}")
                 for i, r in enumerate(data, 1)]
     if hasattr(data, "to_dict") and hasattr(data, "columns"):
         records = data.to_dict(orient="records")
         return [files.row_from_mapping(r, f"{where} row {i}") for i, r in enumerate(records)]
+    if isinstance(data, str | Path):
+        raise ConfigError(f"{where} got the path {str(data)!r}, not rows: read the file first and pass that, "
+                          f"e.g. GoldenDataset.from_file({str(data)!r})")
     raise ConfigError(f"cannot read golden rows from {type(data).__name__}: pass a DataFrame with 'input' and "
                       "'expected' columns, a list of dicts, or a GoldenDataset")
 

@@ -12,9 +12,10 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.scoring import ScoreInput, as_scorer
 
 if TYPE_CHECKING:
@@ -83,6 +84,27 @@ def _human_column(frame: Any, human: str | None) -> str:
     raise ConfigError("the data needs a column of human scores (human_score), plus input, output and expected")
 
 
+def _frame(data: Any) -> pd.DataFrame:
+    """The calibration rows from a DataFrame, a list of dicts, or a CSV/JSONL path."""
+    import pandas as pd
+
+    if isinstance(data, str | Path):
+        path = Path(data).expanduser()
+        if not path.is_file():
+            raise WorkbenchError(f"no file {str(data)!r}: check the path (relative paths start at {Path.cwd()})")
+        try:
+            return pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_json(path, lines=True)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+            raise WorkbenchError(f"cannot read {path.name}: {str(exc)[:200]}; write UTF-8 CSV (or JSONL) with input, "
+                                 "output, expected and human_score") from None
+    if hasattr(data, "columns"):
+        return data
+    if isinstance(data, list | tuple) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(list(data))
+    raise ConfigError(f"data={data!r:.60} is not calibration data: pass a DataFrame, a list of dicts or a CSV/JSONL "
+                      "path with input, output, expected and human_score columns")
+
+
 def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str | None = None,
               concurrency: int = 4, experiment: str = "judge-calibration") -> Calibration:
     """Score `data` (a DataFrame or CSV/JSONL with input, output, expected and a human score 1-5) with `judge`,
@@ -92,8 +114,13 @@ def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str |
 
     from workbench.evals.stats import spearman, weighted_kappa
 
-    frame = pd.read_csv(data) if isinstance(data, str) and data.endswith(".csv") else \
-        pd.read_json(data, lines=True) if isinstance(data, str) else pd.DataFrame(data)
+    if judge is not None:
+        from workbench.gateway.models import validate_model
+
+        validate_model(judge)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
+        raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
+    frame = _frame(data)
     column = _human_column(frame, human)
     for needed in ("input", "output"):
         if needed not in frame.columns:

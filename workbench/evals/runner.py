@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import string
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -51,6 +52,8 @@ def _models(model: str | None, models: Any) -> list[str]:
 
     if model is not None and models is not None:
         raise ConfigError("pass model='...' or models=[...], not both")
+    if models is not None and not isinstance(models, str | list | tuple):
+        raise ConfigError(f"models={models!r:.80} must be a list of models, e.g. models=['fake/echo', 'local/smollm2']")
     chosen = [model] if model is not None else list(models) if models is not None else [settings().default_model]
     if isinstance(models, str):
         chosen = [models]
@@ -93,6 +96,15 @@ def _check_template(template: Any) -> Any:
         return template
     if not isinstance(template, str) or not template.strip():
         raise ConfigError(f"prompt={template!r:.60} is not a template: pass e.g. prompt='Answer briefly: {{input}}'")
+    if "{input}" not in template.replace("{{", "").replace("}}", ""):
+        # without {input} the template goes before the input as it is: a {name} in it would be sent verbatim
+        try:
+            fields = sorted({f for _, f, _, _ in string.Formatter().parse(template) if f})
+        except ValueError:
+            fields = []
+        if fields:
+            raise ConfigError(f"prompt={template!r:.60} uses {{{fields[0]}}}: an evaluation fills only {{input}}, the "
+                              "row's input; write {input} instead (or {{ and }} for literal braces)")
     _render(template, "x")
     return template
 
@@ -272,6 +284,14 @@ def _plan(data: Any, model: str | None, models: Any, prompt: Any, scorers: Any, 
         base = row_key(row.input)
         keys.append(row_key(row.input, seen.get(base, 0)))
         seen[base] = seen.get(base, 0) + 1
+    from workbench.gateway.calls import check_params
+    from workbench.gateway.models import validate_model
+
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError(f"params={params!r:.80} must be a dict of model settings, e.g. params={{'max_tokens': 64}}")
+    check_params(params or {})  # a bad setting fails here, not once per row
+    if judge is not None:
+        validate_model(judge)
     return _Plan(dataset, rows, keys, _models(model, models), _scorers(scorers, judge), _check_template(prompt),
                  judge, bool(cache), dict(params or {}), {"workbench.eval": name[:200]})
 
@@ -292,6 +312,9 @@ def evaluate(data: Any, model: str | None = None, *, models: Any = None, prompt:
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
+    for label, value in (("name", name), ("experiment", experiment)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{label}={value!r:.60} must be a non-empty string (or None), e.g. {label}='baseline'")
     plan_name = name
     if not wait:
         return EvalHandle(lambda cancel: evaluate(data, model, models=models, prompt=prompt, scorers=scorers,

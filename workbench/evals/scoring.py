@@ -70,7 +70,8 @@ class Scorer:
         except WorkbenchError as exc:
             return Score(NAN, raw=str(exc), failed=True)
         except Exception as exc:  # a user's scorer bug marks the row, never stops the run
-            return Score(NAN, raw=f"{type(exc).__name__}: {exc}", failed=True)
+            error = f"{type(exc).__name__}: {exc}"
+            return Score(NAN, rationale=f"the scorer raised {error}"[:500], raw=error, failed=True)
 
     def __call__(self, input: str, output: str, expected: str | None = None, *, judge: str | None = None) -> float:
         """Score one example by hand: `scorers.token_f1('q', 'the answer', 'an answer')`."""

@@ -30,6 +30,13 @@ def _evaluation(eval_data: Any, scorers: Any, gate_metric: str | None, min_delta
         raise ConfigError(f"eval_data={dataset.name!r} has no rows: add some, or leave eval_data out")
     if isinstance(min_delta, bool) or not isinstance(min_delta, int | float):
         raise ConfigError(f"min_delta={min_delta!r} must be a number, e.g. min_delta=0.0")
+    from workbench.evals.runner import DEFAULT_SCORERS, _scorers
+
+    # checked now, not after the training they would follow
+    names = [s.name for s in _scorers(scorers, None)] if scorers is not None else list(DEFAULT_SCORERS)
+    if gate_metric is not None and gate_metric not in names:
+        raise ConfigError(f"gate_metric={gate_metric!r} is not one of the scorers ({', '.join(names)}): pass one of "
+                          "them, or add it to scorers=[...]")
     return EvalPlan(dataset, scorers, gate_metric, float(min_delta), prompt, eval_params)
 
 

@@ -38,13 +38,16 @@ def _on_signal(signum: int, frame: Any) -> None:
 class _Pipe:
     def __init__(self, fd: int) -> None:
         self.handle = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+        self.parent = os.getppid()
 
     def send(self, event: str, **fields: Any) -> None:
+        global _stop
+        if os.getppid() != self.parent:  # the parent died (we were re-parented): nobody will read or record this
+            _stop = True
         try:
             self.handle.write(json.dumps({"event": event, **fields}) + "\n")
             self.handle.flush()
         except (BrokenPipeError, ValueError):  # the parent went away: stop as if cancelled
-            global _stop
             _stop = True
 
 

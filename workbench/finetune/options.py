@@ -147,8 +147,15 @@ def _records(data: Any, what: str) -> tuple[list[dict[str, Any]], str]:
         path = Path(data).expanduser()
         if not path.is_file():
             raise ConfigError(f"data={str(data)!r} is not a file: pass a JSONL path, a DataFrame or a list of dicts")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"data={str(data)!r}: byte {exc.object[exc.start]:#x} at offset {exc.start} is not UTF-8; "
+                              "save the file as UTF-8 JSONL") from None
+        except OSError as exc:
+            raise ConfigError(f"data={str(data)!r} cannot be read ({exc.strerror or exc}): pass a readable JSONL file") from None
         records = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:

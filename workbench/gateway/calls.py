@@ -11,7 +11,7 @@ from workbench.gateway import models
 from workbench.gateway.cache import cache_key
 from workbench.gateway.secrets import scrub_params
 
-__all__ = ["PreparedCall", "prepare", "build_messages"]
+__all__ = ["PreparedCall", "prepare", "build_messages", "check_params"]
 
 _ROLES = {"system", "user", "assistant", "tool", "developer", "function"}
 
@@ -61,7 +61,8 @@ def build_messages(prompt_or_messages: Any, system: str | None) -> list[dict[str
     return messages
 
 
-def _check_params(params: dict[str, Any]) -> None:
+def check_params(params: dict[str, Any]) -> None:
+    """Raise ConfigError for a sampling setting no model would accept (temperature, max_tokens, seed, stop)."""
     temperature = params.get("temperature")
     if temperature is not None and (
         isinstance(temperature, bool) or not isinstance(temperature, int | float)
@@ -119,11 +120,15 @@ def prepare(
     asked = model if model is not None else settings().default_model
     if isinstance(fallbacks, str):
         fallbacks = [fallbacks]
+    elif fallbacks is not None and not isinstance(fallbacks, list | tuple):
+        raise ConfigError(f"fallbacks={fallbacks!r:.80} must be a list of models, e.g. fallbacks=['local/smollm2']")
     names = [asked, *list(fallbacks or ())]
     chain = [(models.validate_model(name), models.resolve(name.strip())) for name in names]
     messages = build_messages(prompt_or_messages, system)
-    _check_params(params)
+    check_params(params)
     clean_tags = _apply_pick(chain, _check_tags(tags))
+    if not isinstance(cache, bool):  # cache='no' would be truthy
+        raise ConfigError(f"cache={cache!r} must be True or False, e.g. cache=False to skip the cache")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
         raise ConfigError(f"timeout={timeout!r} must be a number of seconds > 0, e.g. timeout=30")
     call = PreparedCall(

@@ -189,6 +189,8 @@ class Ledger:
     def calls(self, limit: int | None = None) -> pd.DataFrame:
         import pandas as pd
 
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ConfigError(f"limit={limit!r} must be a whole number >= 0 (or None for every call), e.g. calls(20)")
         self.flush()
         sql = "SELECT * FROM calls ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
         cursor = self.store.execute(sql)

@@ -76,8 +76,8 @@ def route(name: str, weights: dict[str, float]) -> Route:
         raise ConfigError(f"route {name!r}: weights={weights!r} must be a dict of model -> weight, e.g. {{'fake/echo': 1}}")
     clean: dict[str, float] = {}
     for model, weight in weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or math.isnan(weight) or weight < 0:
-            raise ConfigError(f"route {name!r}: weight {weight!r} for {model!r} must be a number >= 0")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"route {name!r}: weight {weight!r} for {model!r} must be a finite number >= 0")
         target = resolve_alias(model)
         if target in _routes:
             raise ConfigError(f"route {name!r}: {model!r} is itself a route; list its models instead")

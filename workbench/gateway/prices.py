@@ -34,7 +34,7 @@ _warned: set[str] = set()
 
 
 def _check_rate(name: str, value: object, model: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ConfigError(
             f"{name}={value!r} for {model!r} is not a price: pass USD per million tokens, e.g. "
             f"set_price({model!r}, input_per_1m=0.15, output_per_1m=0.60)"

@@ -55,7 +55,11 @@ class SqliteStore:
                 return
             from filelock import FileLock
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {self.path.parent}: {exc.strerror or exc}; check the path "
+                                 "is a writable folder, or set WORKBENCH_HOME") from exc
             with FileLock(str(self.path) + ".lock", timeout=BUSY_TIMEOUT_S):
                 conn = self._open()
                 try:

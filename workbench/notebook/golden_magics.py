@@ -117,6 +117,10 @@ class GoldenMagics(Magics):
             return golden_names()
         if not args.name:
             raise ConfigError(f"%golden {args.action} needs a dataset name, e.g. %golden {args.action} support-qa")
+        if args.action in ("show", "edit", "save") and args.name not in golden_names():
+            known = ", ".join(golden_names()) or "none yet"  # a typo must not create an empty dataset
+            raise WorkbenchError(f"no golden dataset {args.name!r} (known: {known}): add rows first with "
+                                 f"%golden add {args.name} after a %%llm cell")
         if args.action == "show":
             return workbench.golden(args.name)
         if args.action == "edit":

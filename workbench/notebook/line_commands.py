@@ -46,7 +46,7 @@ def _config(magics: LLMMagics, args: list[str]) -> None:
                      "retry_backoff_s", "timeout_s"):
             print(f"{name} = {getattr(current, name)}")
         return
-    changes = dict(parse_key_value(raw, "%llm config") for raw in args)
+    changes = dict(parse_key_value(raw, "%llm config", "default_model=fake/echo") for raw in args)
     workbench.configure(**changes)
     print("set " + ", ".join(f"{key} = {getattr(workbench.settings(), key)}" for key in changes))
 
@@ -58,7 +58,7 @@ def _alias(magics: LLMMagics, args: list[str]) -> pd.DataFrame | None:
     if not args:
         return _models(magics, []).query("kind == 'alias'")
     for raw in args:
-        name, model = parse_key_value(raw, "%llm alias")
+        name, model = parse_key_value(raw, "%llm alias", "fast=fake/echo")
         workbench.alias(name, model)
         print(f"alias {name} -> {models.resolve_alias(name)}")
     return None

@@ -130,10 +130,10 @@ def flags_help() -> str:
     return _PARSER.format_help()
 
 
-def parse_key_value(raw: str, flag: str = "-t") -> tuple[str, str]:
+def parse_key_value(raw: str, flag: str = "-t", example: str = "project=support") -> tuple[str, str]:
     key, sep, value = raw.partition("=")
     if not sep or not key.strip() or not value.strip() or any(c.isspace() for c in key.strip()):
-        raise ConfigError(f"{flag} {raw!r} is not key=value: write e.g. {flag} project=support")
+        raise ConfigError(f"{flag} {raw!r} is not key=value: write e.g. {flag} {example}")
     return key.strip(), value.strip()
 
 

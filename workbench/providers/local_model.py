@@ -19,14 +19,17 @@ on import here, before any torch import of ours.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +115,22 @@ def model_cache_dir() -> Path:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+    """Offline by the user's word (HF_HUB_OFFLINE) or because the hub cannot be reached: huggingface_hub would
+    otherwise retry for about a minute before saying so."""
+    said = any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return said or _hub_unreachable()
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_unreachable(timeout_s: float = 2.0) -> bool:
+    """One quick TCP probe of the hub per process."""
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout_s).close()
+    except OSError:
+        return True
+    return False
 
 
 def _package_gguf(spec: BundledModel) -> Path | None:
@@ -254,6 +271,8 @@ def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not Path(location).exists() and _offline():
+        kwargs.setdefault("local_files_only", True)  # no minute of hub retries when there is no hub
     try:
         with _quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
@@ -264,7 +283,7 @@ def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]
         if _offline() and not Path(location).exists():
             raise ModelError(
                 f"local/{name}: {location!r} is not a bundled model ({', '.join(BUNDLED)}), not a folder here, and not "
-                f"in the Hugging Face cache while the hub is offline (HF_HUB_OFFLINE=1); pass a folder holding a "
+                f"in the Hugging Face cache while the hub is offline or unreachable; pass a folder holding a "
                 f"transformers model (local/./my-model) or download it once while online (hf download {location})"
             ) from exc
         raise ModelError(

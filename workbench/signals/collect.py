@@ -58,9 +58,13 @@ def call_of(trace_id: str) -> tuple[list[dict[str, Any]], str | None, str | None
 
 def _ensure_stored(trace_id: str) -> Any:
     """The TracingClient, once the trace is in MLflow (waiting exports flushed)."""
+    from workbench.config import settings
     from workbench.tracing import exporter
     from workbench.tracing.backend import backend, current_uri
 
+    if settings().tracing != "on":  # "memory": the trace never reaches MLflow, so neither can its feedback
+        raise WorkbenchError(f"feedback cannot be stored: tracing={settings().tracing!r} keeps traces out of MLflow; "
+                             "set WORKBENCH_TRACING=on (or configure(tracing='on')) and ask again")
     exporter.flush()
     uri = current_uri()
     reason = exporter.off_reason(uri)

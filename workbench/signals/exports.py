@@ -11,12 +11,13 @@ Duplicates are removed. The latest signal of a kind on a trace wins (a changed m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.signals.journal import SignalRow, journal
 
 if TYPE_CHECKING:
@@ -39,13 +40,21 @@ def _latest() -> dict[str, dict[str, SignalRow]]:
 
 
 def _write(path: str | Path, records: list[dict[str, Any]]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(path, str | Path) or not str(path).strip():
+        raise ConfigError(f"path={path!r:.80} is not a file path: pass e.g. path='sft.jsonl'")
+    target = Path(path).expanduser()
     tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        tmp.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WorkbenchError(f"cannot write {target}: {exc.strerror or exc}; pass a file path in a writable "
+                             "folder, e.g. path='sft.jsonl'") from None
     return target
 
 
