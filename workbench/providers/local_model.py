@@ -283,7 +283,7 @@ def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]
         if _offline() and not Path(location).exists():
             raise ModelError(
                 f"local/{name}: {location!r} is not a bundled model ({', '.join(BUNDLED)}), not a folder here, and not "
-                f"in the Hugging Face cache while the hub is offline or unreachable; pass a folder holding a "
+                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; pass a folder holding a "
                 f"transformers model (local/./my-model) or download it once while online (hf download {location})"
             ) from exc
         raise ModelError(
