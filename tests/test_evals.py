@@ -7,7 +7,6 @@ import _thread
 import asyncio
 import itertools
 import math
-import threading
 
 import pandas as pd
 import pytest

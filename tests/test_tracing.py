@@ -195,15 +195,17 @@ def test_trace_magic_and_llm_line_commands(exported, capsys):
     import IPython.display
 
     original = IPython.display.display
-    IPython.display.display = shown.append
+    IPython.display.display = lambda value, **kwargs: shown.append(value)
     try:
         shell.run_line_magic("trace", "")
         shell.run_line_magic("trace", response.trace_id)
         shell.run_line_magic("trace", "tr-a tr-b")  # a WorkbenchError: one red line, no traceback
     finally:
         IPython.display.display = original
-    assert [v.trace_id for v in shown] == [response.trace_id] * 2
-    assert "ConfigError: %trace takes at most one trace id" in capsys.readouterr().err
+    views, errors = shown[:2], shown[2:]
+    assert [v.trace_id for v in views] == [response.trace_id] * 2
+    assert len(errors) == 1 and errors[0]["text/plain"].startswith("ConfigError: %trace takes at most one trace id")
+    assert "\n" not in errors[0]["text/plain"]
     with pytest.raises(ConfigError, match="%llm run start"):
         trace_magics.llm_line("run begin")
     with pytest.raises(ConfigError, match="port=N"):

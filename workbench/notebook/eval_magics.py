@@ -7,12 +7,12 @@ DATA is a golden dataset's name or a CSV/JSONL path. Ctrl-C stops it and keeps t
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError
+from workbench.notebook.magics import one_line_errors, split_words
 
 __all__ = ["EvalMagics", "register", "unregister"]
 
@@ -43,15 +43,9 @@ def _parser() -> _Parser:
 class EvalMagics(Magics):
     @line_magic("eval")
     @no_var_expand
+    @one_line_errors
     def eval_magic(self, line: str) -> None:
-        from workbench.notebook.magics import debug_enabled, show_error
-
-        try:
-            self._run(line)
-        except WorkbenchError as exc:
-            if debug_enabled():
-                raise
-            show_error(exc)
+        self._run(line)
 
     eval_magic.__doc__ = _DOC
 
@@ -60,10 +54,7 @@ class EvalMagics(Magics):
 
         import workbench
 
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:  # an unclosed quote
-            raise ConfigError(f"%eval: {exc}") from None
+        words = split_words(line, "%eval")
         args = _parser().parse_args(words)
         scorers: list[Any] | None = None
         if args.scorers:

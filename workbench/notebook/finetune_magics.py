@@ -10,12 +10,12 @@ fine-tune; its MLflow run ends KILLED.
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError
+from workbench.notebook.magics import one_line_errors, split_words
 
 __all__ = ["FineTuneMagics", "register", "unregister"]
 
@@ -56,15 +56,9 @@ def _parser() -> _Parser:
 class FineTuneMagics(Magics):
     @line_magic("finetune")
     @no_var_expand
+    @one_line_errors
     def finetune_magic(self, line: str) -> None:
-        from workbench.notebook.magics import debug_enabled, show_error
-
-        try:
-            self._run(line)
-        except WorkbenchError as exc:
-            if debug_enabled():
-                raise
-            show_error(exc)
+        self._run(line)
 
     finetune_magic.__doc__ = _DOC
 
@@ -81,10 +75,7 @@ class FineTuneMagics(Magics):
 
         from workbench import finetune
 
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:  # an unclosed quote
-            raise ConfigError(f"%finetune: {exc}") from None
+        words = split_words(line, "%finetune")
         args = vars(_parser().parse_args(words))
         method, data, out, no_wait = args.pop("method"), self._data(args.pop("data")), args.pop("out"), \
             args.pop("no_wait")

@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.notebook.magics import one_line_errors, split_words
 
 __all__ = ["GoldenMagics", "register", "unregister", "row_from_call", "last_call"]
 
@@ -91,16 +91,9 @@ def row_from_call(response: Any) -> Any:
 class GoldenMagics(Magics):
     @line_magic
     @no_var_expand
+    @one_line_errors
     def golden(self, line: str) -> Any:
-        from workbench.notebook.magics import debug_enabled, show_error
-
-        try:
-            return self._run(line)
-        except WorkbenchError as exc:
-            if debug_enabled():
-                raise
-            show_error(exc)
-        return None
+        return self._run(line)
 
     golden.__doc__ = _DOC
 
@@ -108,10 +101,7 @@ class GoldenMagics(Magics):
         import workbench
         from workbench.datasets.golden import golden_names
 
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:  # an unclosed quote
-            raise ConfigError(f"%golden: {exc}") from None
+        words = split_words(line, "%golden")
         args = _parser().parse_args(words)
         if args.action == "list":
             return golden_names()

@@ -7,12 +7,14 @@ only parses, interpolates, displays and remembers. A WorkbenchError becomes one 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import shlex
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
@@ -24,7 +26,9 @@ from workbench.notebook.interpolation import interpolate
 from workbench.notebook.lineage import CellContext, in_cell
 from workbench.notebook.options import CellOptions, flags_help, parse_cell_line
 
-__all__ = ["LLMMagics", "debug_enabled", "show_error"]
+__all__ = ["LLMMagics", "debug_enabled", "show_error", "one_line_errors", "split_words"]
+
+F = TypeVar("F", bound="Callable[..., Any]")
 
 TRACE_MODULE = "workbench.notebook.trace_magics"  # present once tracing is built; --trace needs it
 
@@ -68,6 +72,30 @@ def show_error(exc: BaseException) -> None:
     display(data, metadata=metadata, raw=True)
 
 
+def one_line_errors(magic: F) -> F:
+    """Every workbench magic: a WorkbenchError shows as one red line, not a traceback (WORKBENCH_DEBUG=1 raises)."""
+
+    @functools.wraps(magic)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return magic(*args, **kwargs)
+        except WorkbenchError as exc:
+            if debug_enabled():
+                raise
+            show_error(exc)
+            return None
+
+    return run  # type: ignore[return-value]
+
+
+def split_words(line: str, magic: str) -> list[str]:
+    """The words of a magic's line, shell-style; an unclosed quote is a ConfigError naming the line."""
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise ConfigError(f"{magic} {line.strip()!r}: {exc}; close the quote") from None
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Keep library warnings (litellm's pydantic serializer notes, MLflow's) out of the cell during a call."""
@@ -100,17 +128,13 @@ class LLMMagics(Magics):
 
     @line_cell_magic
     @no_var_expand  # IPython would otherwise expand {x} and $x in the flags line
+    @one_line_errors
     def llm(self, line: str, cell: str | None = None) -> Any:
-        try:
-            if cell is None:
-                from workbench.notebook.line_commands import run_line
+        if cell is None:
+            from workbench.notebook.line_commands import run_line
 
-                return run_line(self, line)
-            self._run_cell(line, cell)
-        except WorkbenchError as exc:
-            if debug_enabled():
-                raise
-            show_error(exc)
+            return run_line(self, line)
+        self._run_cell(line, cell)
         return None
 
     llm.__doc__ = _DOC

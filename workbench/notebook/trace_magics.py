@@ -7,13 +7,11 @@ API; a WorkbenchError is shown as one red line (WORKBENCH_DEBUG=1 shows the trac
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError
+from workbench.notebook.magics import one_line_errors, split_words
 
 __all__ = ["register", "trace_magic", "llm_line", "LLM_LINE_COMMANDS"]
 
@@ -22,21 +20,6 @@ def _display(obj: Any) -> None:
     from IPython.display import display
 
     display(obj)
-
-
-def _one_line(fn: Callable[[str], Any]) -> Callable[[str], Any]:
-    def run(line: str) -> Any:
-        try:
-            return fn(line)
-        except WorkbenchError as exc:
-            if os.environ.get("WORKBENCH_DEBUG"):
-                raise
-            print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-            return None
-
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return run
 
 
 def trace_magic(line: str) -> None:
@@ -96,10 +79,7 @@ LLM_LINE_COMMANDS: dict[str, Callable[[list[str]], Any]] = {"mlflow": _mlflow, "
 
 def llm_line(line: str) -> Any:
     """Run a `%llm <command> ...` line whose first word is in LLM_LINE_COMMANDS (raises ConfigError otherwise)."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise ConfigError(f"cannot read {line!r}: {exc}") from None
+    words = split_words(line, "%llm")
     if not words or words[0] not in LLM_LINE_COMMANDS:
         raise ConfigError(f"unknown %llm command {words[0] if words else ''!r}: use one of "
                           f"{', '.join(sorted(LLM_LINE_COMMANDS))}")
@@ -108,4 +88,4 @@ def llm_line(line: str) -> Any:
 
 def register(ipython: Any) -> None:
     """Add %trace to a shell (called by workbench's load_ipython_extension)."""
-    ipython.register_magic_function(_one_line(trace_magic), "line", "trace")
+    ipython.register_magic_function(one_line_errors(trace_magic), "line", "trace")
