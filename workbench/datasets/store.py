@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.datasets.rows import GoldenRow
-from workbench.gateway.sqlite_store import SqliteStore
+from workbench.sqlite_store import SqliteStore
 
 __all__ = ["GoldenStore", "store"]
 

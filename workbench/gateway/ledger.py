@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
 from workbench.gateway.secrets import redact
-from workbench.gateway.sqlite_store import SqliteStore
+from workbench.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
     import pandas as pd

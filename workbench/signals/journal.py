@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.gateway.sqlite_store import SqliteStore
+from workbench.sqlite_store import SqliteStore
 
 __all__ = ["SignalRow", "journal", "Journal"]
 
