@@ -1,4 +1,6 @@
-"""Small sqlite stores shared by threads and processes (cache, ledger, golden rows, signals): WAL, busy timeout, migrations.
+"""Small sqlite stores shared by threads and processes: WAL, a busy timeout, named migrations.
+
+Used by the answer cache, the cost ledger, golden datasets and the signals journal.
 
 Each store file has a `schema_migrations` table; a migration runs once, under a file lock, so two
 kernels opening a fresh home at the same moment do not race to create tables.
