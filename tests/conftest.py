@@ -55,3 +55,27 @@ def tracing_on(monkeypatch):
     from workbench import tracing
 
     tracing.flush()
+
+
+@pytest.fixture(scope="session")
+def ipython_shell():
+    """The one IPython shell of the test run (IPython allows one InteractiveShell singleton per process)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # no history.sqlite in the user's IPython dir
+    return InteractiveShell.instance(config=config)
+
+
+@pytest.fixture
+def ip(ipython_shell):
+    """A fresh session of that shell with `%load_ext workbench`, unloaded afterwards."""
+    from workbench.notebook import extension
+
+    ipython_shell.reset(new_session=True)
+    extension._sessions.pop(ipython_shell, None)
+    ipython_shell.run_line_magic("load_ext", "workbench")
+    yield ipython_shell
+    ipython_shell.run_line_magic("unload_ext", "workbench")
+    extension._sessions.pop(ipython_shell, None)

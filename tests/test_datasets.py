@@ -144,24 +144,6 @@ def test_two_processes_adding_rows_lose_nothing(workbench_home):
 # -- %golden -----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ip():
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
-    from workbench.notebook import extension
-
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)
-    shell.reset(new_session=True)
-    extension._sessions.pop(shell, None)
-    shell.run_line_magic("load_ext", "workbench")
-    yield shell
-    shell.run_line_magic("unload_ext", "workbench")
-    extension._sessions.pop(shell, None)
-
-
 def _run(ip, source):
     from IPython.utils.capture import capture_output
 

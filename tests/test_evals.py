@@ -248,16 +248,12 @@ def test_calibrate_reports_agreement_and_logs_a_run():
 # -- %eval and the CLI -------------------------------------------------------------------------------------------------
 
 
-def test_eval_magic_and_cli_gate(tmp_path, capsys):
-    from IPython.core.interactiveshell import InteractiveShell
+def test_eval_magic_and_cli_gate(tmp_path, capsys, ipython_shell):
     from IPython.utils.capture import capture_output
-    from traitlets.config import Config
 
     from workbench.cli import main
 
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)
+    shell = ipython_shell
     shell.run_line_magic("load_ext", "workbench")
     try:
         workbench.golden("magic-qa").add("hello", "hello")

@@ -239,14 +239,10 @@ def test_dpo_trains_a_registered_adapter():
     assert Path(adapter.path, "adapter_config.json").is_file()
 
 
-def test_finetune_magic_shows_bad_options_as_one_line():
-    from IPython.core.interactiveshell import InteractiveShell
+def test_finetune_magic_shows_bad_options_as_one_line(ipython_shell):
     from IPython.utils.capture import capture_output
-    from traitlets.config import Config
 
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)
+    shell = ipython_shell
     shell.run_line_magic("load_ext", "workbench")
     try:
         shell.user_ns["rows"] = ROWS

@@ -7,35 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from workbench.notebook import frontend
 
 STATUS_EXPRESSION = ("__import__('workbench.notebook.frontend', fromlist=['_']).status_json() "
                      "if 'workbench.notebook' in __import__('sys').modules else 'null'")
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    return InteractiveShell.instance(config=config)
-
-
-@pytest.fixture
-def ip(shell: InteractiveShell) -> Any:
-    from workbench.notebook import extension
-
-    shell.reset(new_session=True)
-    extension._sessions.pop(shell, None)
-    shell.run_line_magic("load_ext", "workbench")
-    yield shell
-    shell.run_line_magic("unload_ext", "workbench")
-    extension._sessions.pop(shell, None)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
-from traitlets.config import Config
 
 import workbench
 from workbench.providers import fake
@@ -64,25 +63,6 @@ class Ran:
 def _is_signals_bar(output: Any) -> bool:
     data = output.data or {}
     return "application/vnd.jupyter.widget-view+json" in data or "wb-signals" in data.get("text/html", "")
-
-
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"  # no history.sqlite in the user's IPython dir
-    return InteractiveShell.instance(config=config)
-
-
-@pytest.fixture
-def ip(shell: InteractiveShell) -> Any:
-    from workbench.notebook import extension
-
-    shell.reset(new_session=True)
-    extension._sessions.pop(shell, None)
-    shell.run_line_magic("load_ext", "workbench")
-    yield shell
-    shell.run_line_magic("unload_ext", "workbench")
-    extension._sessions.pop(shell, None)
 
 
 def run(ip: InteractiveShell, source: str, **kwargs: Any) -> Ran:

@@ -180,15 +180,11 @@ def test_the_llm_magics_cell_context_is_lineage_too(exported):
         "notebook": "demo.ipynb"}
 
 
-def test_trace_magic_and_llm_line_commands(exported, capsys):
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
+def test_trace_magic_and_llm_line_commands(exported, ipython_shell):
 
     from workbench.notebook import trace_magics
 
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)  # the one shell every test module shares
+    shell = ipython_shell
     trace_magics.register(shell)
     response = wb.complete("magic", "fake/echo", cache=False)
     shown = []
