@@ -32,7 +32,7 @@ def _model_source(model: str) -> str:
 
 def report() -> str:
     from workbench.config import settings
-    from workbench.gateway.secrets import key_variables_set, redact
+    from workbench.secrets import key_variables_set, redact
 
     config = settings()
     lines = ["Workbench doctor", ""]

@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.datasets.rows import GoldenRow
 from workbench.errors import StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["push_version", "mlflow_records", "GoldenWarning", "EXPERIMENT"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 if TYPE_CHECKING:
     from workbench.datasets.golden import GoldenDataset

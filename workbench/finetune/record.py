@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import StoreError
 from workbench.finetune.registry import ADAPTER_ARTIFACT, forget_latest
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 if TYPE_CHECKING:
     from workbench.finetune.options import TrainData, TrainOptions

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelError, StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 from workbench.providers.local_adapters import set_adapter_resolver
 
 if TYPE_CHECKING:

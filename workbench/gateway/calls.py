@@ -9,7 +9,7 @@ from typing import Any
 from workbench.errors import ConfigError
 from workbench.gateway import models
 from workbench.gateway.cache import cache_key
-from workbench.gateway.secrets import scrub_params
+from workbench.secrets import scrub_params
 
 __all__ = ["PreparedCall", "prepare", "build_messages", "check_params"]
 

@@ -20,7 +20,7 @@ from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.prices import format_usd
 from workbench.gateway.response import Attempt, Response
 from workbench.gateway.retry import backoff_s, classify
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 from workbench.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError, WorkbenchError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 from workbench.signals.journal import SignalRow, journal
 
 __all__ = ["feedback", "FeedbackRecord", "call_of"]

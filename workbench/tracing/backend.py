@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from workbench.errors import StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["Backend", "backend", "ensure_mlflow", "probe", "artifact_root", "default_experiment_name",
            "experiment_id", "reset", "PROBE_TIMEOUT_S"]

@@ -15,7 +15,7 @@ import warnings
 from collections import defaultdict, deque
 
 from workbench.errors import StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 from workbench.tracing.records import TraceRecord
 
 __all__ = ["submit", "flush", "deliver_warnings", "undelivered", "reset", "TracingWarning", "off_reason",

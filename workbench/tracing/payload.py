@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from workbench.gateway.secrets import redact, secret_values
+from workbench.secrets import redact, secret_values
 
 __all__ = ["jsonable", "scrub", "scrub_many", "scrub_sized", "scrub_text", "truncate", "TRUNCATED", "dumps"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["Prompt", "prompt", "prompts", "register_prompt", "template_variables", "SYNTAX_TAG"]
 

@@ -11,7 +11,7 @@ from contextvars import Token
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 from workbench.tracing import context, exporter
 
 __all__ = ["Run", "run", "runs", "start_run", "end_run", "active_run"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["UIServer", "start_ui", "server_command", "free_port"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 if TYPE_CHECKING:
     from workbench.traffic.monitor import RolloutReport
