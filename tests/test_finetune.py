@@ -101,7 +101,7 @@ def test_loss_is_on_the_answer_only():
     from transformers import AutoTokenizer
 
     from workbench.finetune.sft_data import IGNORE, encode_conversation
-    from workbench.providers.local_model import load_base, locate
+    from workbench.providers.local.weights import load_base, locate
 
     location = locate("smollm2")
     folder = location.where if location.kind == "cache" else load_base("smollm2").path
@@ -117,6 +117,7 @@ def test_loss_is_on_the_answer_only():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_lora_teaches_a_style_and_the_adapter_is_tracked_callable_and_gated(tmp_path):
     golden = wb.golden("pirate-qa")
     for question in HELD_OUT:
@@ -136,7 +137,7 @@ def test_lora_teaches_a_style_and_the_adapter_is_tracked_callable_and_gated(tmp_
     assert tuned.text.startswith("Ahoy") and not plain.text.startswith("Ahoy")
     # latest version by name, and adapters share the one base
     assert wb.complete("Name a big city.", "local/smollm2+adapter:pirate", max_tokens=8).text.startswith("Ahoy")
-    from workbench.providers.local_adapters import model_for
+    from workbench.providers.local.adapters import model_for
 
     assert model_for("smollm2+adapter:pirate@1").extra["base"] is model_for("smollm2")
     # re-evaluation and gate: base and adapter runs linked from the fine-tune's run
@@ -166,6 +167,7 @@ def test_lora_teaches_a_style_and_the_adapter_is_tracked_callable_and_gated(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_ctrl_c_cancels_the_child_and_the_run_ends_killed():
     def interrupt_after_first_step() -> None:
         deadline = time.monotonic() + 120
@@ -202,6 +204,7 @@ def test_ctrl_c_cancels_the_child_and_the_run_ends_killed():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_background_job_and_a_killed_child():
     job = wb.finetune.lora(data=ROWS, name="crash", max_steps=200, batch_size=2, wait=False)
     assert isinstance(job, wb.FineTuneJob) and job.status in {"starting", "loading", "training"}
@@ -217,6 +220,7 @@ def test_background_job_and_a_killed_child():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_options_the_child_checks_against_the_model():
     with pytest.raises(ConfigError, match="target_modules has 'qq_proj'.*q_proj"):
         wb.finetune.lora(data=ROWS, name="bad-target", target_modules=["q_proj", "qq_proj"], max_steps=1)
@@ -226,6 +230,7 @@ def test_options_the_child_checks_against_the_model():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_dpo_trains_a_registered_adapter():
     prefs = [{"prompt": q, "chosen": f"Thank you for asking! It is {a}.", "rejected": "Whatever. Look it up."}
              for q, a in QA[:6]]

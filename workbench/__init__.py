@@ -10,11 +10,26 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from workbench.providers.local.resolvers import set_adapter_resolver
+
 # litellm fetches a price list and MLflow sends telemetry at import unless told otherwise.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 __version__ = "0.1.0"
+
+
+def _finetune_adapters(name: str, version: str | None) -> str | os.PathLike[str] | None:
+    """`local/<base>+adapter:<name>` asks workbench.finetune, which is loaded only when an adapter is first named.
+
+    The providers floor may not import finetune (a higher floor); the face, above every floor, registers this.
+    """
+    from workbench.finetune.registry import resolve
+
+    return resolve(name, version)
+
+
+set_adapter_resolver(_finetune_adapters, name="finetune")
 
 # public name -> module that defines it
 _EXPORTS = {

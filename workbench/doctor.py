@@ -21,8 +21,8 @@ def _model_source(model: str) -> str:
     """Where a local default model's weights come from: package, cache, hub, folder or missing."""
     if not model.startswith("local/"):
         return "(not a local model: served by its provider)"
-    from workbench.providers.local_adapters import parse_model_name
-    from workbench.providers.local_model import model_source
+    from workbench.providers.local.adapters import parse_model_name
+    from workbench.providers.local.weights import model_source
 
     try:
         return model_source(parse_model_name(model).base)

@@ -72,8 +72,8 @@ class Adapter:
         """Save base + adapter merged into plain weights (with the tokenizer) in `path`; use it as local/<path>."""
         import warnings
 
-        from workbench.providers.local_adapters import load_with_adapter
-        from workbench.providers.local_model import _quiet_loading
+        from workbench.providers.local.adapters import load_with_adapter
+        from workbench.providers.local.weights import _quiet_loading
 
         target = Path(path).expanduser().resolve()
         if target.exists() and any(target.iterdir()):

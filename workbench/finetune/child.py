@@ -222,7 +222,7 @@ def main(argv: list[str]) -> int:
     options, out, work = spec["options"], Path(spec["out"]), spec_path.parent
     _quiet()
     from workbench.errors import ConfigError, WorkbenchError
-    from workbench.providers.local_model import load_base
+    from workbench.providers.local.weights import load_base
 
     started = time.perf_counter()
     try:

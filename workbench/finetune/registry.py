@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelError, StoreError
 from workbench.secrets import redact
-from workbench.providers.local_adapters import set_adapter_resolver
+from workbench.providers.local.adapters import set_adapter_resolver
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -40,7 +40,7 @@ def _split(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, str]:
         if full.startswith(prompt):
             return prompt, full[len(prompt):]
         return prompt, answer + (tokenizer.eos_token or "")  # a template that rewrites earlier turns
-    from workbench.providers.local_generate import chat_prompt  # the plain-turns format the provider uses
+    from workbench.providers.local.generate import chat_prompt  # the plain-turns format the provider uses
 
     return chat_prompt(tokenizer, messages[:-1]), " " + answer + (tokenizer.eos_token or "")
 

@@ -25,7 +25,7 @@ def _fake_factory() -> Any:
 
 
 def _local_factory() -> Any:
-    from workbench.providers.local import make_provider
+    from workbench.providers.local.provider import make_provider
 
     return make_provider()
 

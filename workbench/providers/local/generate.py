@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError
-from workbench.providers.local_model import LoadedModel
+from workbench.providers.local.weights import LoadedModel
 
 __all__ = ["GenerationSettings", "Generation", "TextStream", "generate", "stream", "chat_prompt", "DEFAULT_MAX_TOKENS",
            "generation_lock"]

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.providers import local_generate
-from workbench.providers.local_adapters import model_for
-from workbench.providers.local_generate import Generation, GenerationSettings
+from workbench.providers.local import generate as local_generate
+from workbench.providers.local.adapters import model_for
+from workbench.providers.local.generate import Generation, GenerationSettings
 
 __all__ = ["make_provider"]
 
