@@ -56,7 +56,7 @@ def test_seed_trace_renders_in_order_nested_with_the_error_and_latencies():
     assert [(s["name"], s["depth"]) for s in bundle["spans"]] == [
         ("summarize_and_email", 0), ("retrieve", 1), ("fake/slow?ms=2000", 1), ("send_email", 1)]
     assert [round(s["duration_ms"]) for s in bundle["spans"]] == [2260, 200, 2000, 40]
-    assert bundle["totals"] == {"spans": 4, "errors": 2, "llm_calls": 1, "prompt_tokens": 40,
+    assert bundle["totals"] == {"spans": 4, "errors": 2, "llm_calls": 1, "llm_failed": 0, "prompt_tokens": 40,
                                 "completion_tokens": 5, "cost_usd": 0.00005}
     html = view.html
     # order: the steps appear in the order they ran
@@ -135,3 +135,15 @@ def test_an_open_trace_renders_as_in_progress():
     assert bundle["status"] == "IN_PROGRESS"
     assert [s["duration_ms"] for s in bundle["spans"]] == [None, None]
     assert "running" in view.html
+
+
+def test_a_trace_whose_only_llm_call_failed_counts_that_call_as_failed():
+    """Issue 12 item 11: 'fake/fail' with its three failed tries is 1 LLM call, 1 failed, not 0 calls."""
+    with pytest.raises(wb.WorkbenchError):
+        wb.complete("Are you there?", "fake/fail")
+    view = tracing.show_trace()
+    totals = view.bundle["totals"]
+    assert (totals["llm_calls"], totals["llm_failed"]) == (1, 1), totals
+    assert "1 LLM call, 1 failed" in view.html
+    # the failed tries are children of the call, not calls of their own
+    assert [s["name"] for s in view.bundle["spans"]][1:] == [f"fake/fail (attempt {n})" for n in (1, 2, 3)]

@@ -54,6 +54,8 @@ export interface ITotals {
   spans: number;
   errors: number;
   llmCalls: number;
+  /** of those, calls that got no answer (absent in older payloads: 0) */
+  llmFailed: number;
   promptTokens: number;
   completionTokens: number;
   costUsd: number | null;
@@ -126,6 +128,7 @@ function parseTotals(raw: unknown): ITotals | null {
     spans: num(raw.spans) ?? 0,
     errors: num(raw.errors) ?? 0,
     llmCalls: num(raw.llm_calls) ?? 0,
+    llmFailed: num(raw.llm_failed) ?? 0,
     promptTokens: num(raw.prompt_tokens) ?? 0,
     completionTokens: num(raw.completion_tokens) ?? 0,
     costUsd: num(raw.cost_usd)

@@ -119,7 +119,9 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
     const parts = [
       formatMs(trace.durationMs),
       formatCount(trace.spans.length, 'span'),
-      totals ? formatCount(totals.llmCalls, 'LLM call') : '',
+      totals
+        ? formatCount(totals.llmCalls, 'LLM call') + (totals.llmFailed ? `, ${totals.llmFailed} failed` : '')
+        : '',
       totals && totals.promptTokens + totals.completionTokens
         ? `${formatTokens(totals.promptTokens + totals.completionTokens)} tokens (${totals.promptTokens} in, ${totals.completionTokens} out)`
         : '',

@@ -113,6 +113,19 @@ def _write(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data))
 
 
+def _this_trees_extension(scratch: Path) -> list[str]:
+    """Serve the labextension built in this checkout (workbench/labextension), ahead of an installed copy,
+    so a worktree's browser tests run its own TypeScript: JupyterLab takes the first folder that holds an
+    extension of a given name, and extra_labextensions_path comes first."""
+    built = Path(__file__).resolve().parents[2] / "workbench" / "labextension"
+    if not (built / "package.json").exists():
+        return []
+    folder = scratch / "labextensions"
+    folder.mkdir()
+    (folder / EXTENSION).symlink_to(built, target_is_directory=True)
+    return [f"--LabApp.extra_labextensions_path={folder}"]
+
+
 def start_lab(timeout_s: float = 120.0, extra_env: dict[str, str] | None = None) -> Lab:
     """Start `jupyter lab` on a free loopback port and wait until it answers."""
     scratch = Path(tempfile.mkdtemp(prefix="wb-lab-"))
@@ -148,6 +161,7 @@ def start_lab(timeout_s: float = 120.0, extra_env: dict[str, str] | None = None)
                "--ServerApp.open_browser=False", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "getuid") and os.getuid() == 0:
         command.append("--allow-root")
+    command += _this_trees_extension(scratch)
     log = scratch / "jupyter.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=sink, stderr=subprocess.STDOUT,

@@ -40,14 +40,24 @@ def ordered_spans(spans: list[SpanRecord]) -> list[tuple[SpanRecord, int]]:
     return out
 
 
+def _is_call(span: SpanRecord) -> bool:
+    """An LLM call: an answered one carries its tokens; a failed one is the gateway's span that failed (its
+    failed tries are child spans with `retryable`, counted under it, not as calls of their own)."""
+    if span.kind != "llm" or "retryable" in span.attributes:
+        return False
+    return "prompt_tokens" in span.attributes or (span.status == "ERROR" and "model" in span.attributes)
+
+
 def _totals(spans: list[SpanRecord]) -> dict[str, Any]:
-    llm = [s for s in spans if s.kind == "llm" and "prompt_tokens" in s.attributes]
+    calls = [s for s in spans if _is_call(s)]
+    llm = [s for s in calls if "prompt_tokens" in s.attributes]
     costs = [s.attributes.get("cost_usd") for s in llm]
     known = [c for c in costs if isinstance(c, int | float)]
     return {
         "spans": len(spans),
         "errors": sum(s.status == "ERROR" for s in spans),
-        "llm_calls": len(llm),
+        "llm_calls": len(calls),
+        "llm_failed": sum(s.status == "ERROR" for s in calls),
         "prompt_tokens": sum(int(s.attributes.get("prompt_tokens") or 0) for s in llm),
         "completion_tokens": sum(int(s.attributes.get("completion_tokens") or 0) for s in llm),
         "cost_usd": sum(known) if known else None,

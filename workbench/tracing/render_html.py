@@ -13,7 +13,7 @@ from typing import Any
 
 from workbench.tracing.payload import TRUNCATED
 
-__all__ = ["render_html", "render_text", "format_ms", "BAR_CELLS", "MAX_HTML_CHARS"]
+__all__ = ["render_html", "render_text", "llm_calls_text", "format_ms", "BAR_CELLS", "MAX_HTML_CHARS"]
 
 BAR_CELLS = 24
 MAX_HTML_CHARS = 512 * 1024
@@ -123,13 +123,21 @@ def _open_ids(spans: list[dict[str, Any]]) -> set[str]:
     return opened
 
 
+def llm_calls_text(calls: int, failed: int) -> str:
+    """"2 LLM calls" or "1 LLM call, 1 failed": a trace whose only call failed still made that call."""
+    text = f"{calls} LLM call{'' if calls == 1 else 's'}"
+    return f"{text}, {failed} failed" if failed else text
+
+
 def _header(bundle: dict[str, Any]) -> str:
     totals = bundle.get("totals") or {}
     parts = [f"<b>trace</b> {escape(str(bundle.get('name', '')))}", f"<code>{escape(str(bundle.get('trace_id')))}</code>",
              escape(format_ms(bundle.get("duration_ms"))), f"{totals.get('spans', 0)} spans"]
     if totals.get("errors"):
         parts.append(f'<span style="{_RED}">{totals["errors"]} error(s)</span>')
-    if totals.get("llm_calls"):
+    calls, failed = int(totals.get("llm_calls") or 0), int(totals.get("llm_failed") or 0)
+    if calls:
+        parts.append(escape(llm_calls_text(calls, failed)))
         parts.append(escape(f"{totals.get('prompt_tokens', 0)}\u2192{totals.get('completion_tokens', 0)} tok"))
     if isinstance(totals.get("cost_usd"), int | float):
         parts.append(escape(f"${totals['cost_usd']:.6f}"))
