@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.datasets import files
 from workbench.datasets.rows import GoldenRow, digest, input_text, row_key
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -261,7 +262,7 @@ class GoldenDataset:
         frame = self.df
         frame["input"] = frame["input"].map(lambda v: input_text(v)[:200])
         head = html.escape(repr(self))
-        return f"<div><b>{head}</b>{frame.drop(columns=['row_id']).to_html(max_rows=20, escape=True)}</div>"
+        return f"<div class='{NO_MATH}'><b>{head}</b>{frame.drop(columns=['row_id']).to_html(max_rows=20, escape=True)}</div>"
 
 
 def _safe_default(stem: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.scoring import ScoreInput, as_scorer
+from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +70,7 @@ class Calibration:
         head = (f"Judge {html.escape(self.judge)} ({html.escape(self.scorer)}) on {self.n} human-scored rows: "
                 f"Spearman {self.spearman:.2f} · weighted kappa {self.kappa:.2f} · exact agreement "
                 f"{self.exact_agreement:.0%} · {self.parse_failures} unparseable")
-        return (f"<div><div>{head}</div><div style='color:{color};font-weight:600'>{html.escape(self.verdict)}</div>"
+        return (f"<div class='{NO_MATH}'><div>{head}</div><div style='color:{color};font-weight:600'>{html.escape(self.verdict)}</div>"
                 f"<div>Confusion (rows: human, columns: judge)</div>{self.confusion.to_html(escape=True)}</div>")
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ConfigError
 from workbench.evals.result import EvalResult
 from workbench.evals.stats import paired_bootstrap
+from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +76,7 @@ class Comparison:
             frame[column] = frame[column].map(lambda v: f"{v:+.3f}" if column in ("delta", "ci_low", "ci_high")
                                               and v == v else f"{v:.3f}" if v == v else "–")
         head = f"Compared with {html.escape(self.labels[0])} on {len(self.table)} rows"
-        return f"<div><div>{head}</div>{frame.to_html(index=False, escape=True)}</div>"
+        return f"<div class='{NO_MATH}'><div>{head}</div>{frame.to_html(index=False, escape=True)}</div>"
 
     def __repr__(self) -> str:
         return f"<Comparison {' vs '.join(self.labels)}: {len(self.table)} rows>\n{self.metrics.to_string(index=False)}"
@@ -141,7 +142,7 @@ class GateResult:
 
     def _repr_html_(self) -> str:
         color = "#2e7d32" if self.passed else "#c62828"
-        return f'<div style="color:{color};font-weight:600">{html.escape(str(self))}</div>'
+        return f'<div class="{NO_MATH}" style="color:{color};font-weight:600">{html.escape(str(self))}</div>'
 
 
 def _single(item: Any, role: str) -> EvalResult:

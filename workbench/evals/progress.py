@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from workbench.verbatim import NO_MATH
+
 __all__ = ["Progress", "in_notebook"]
 
 UPDATE_S = 0.2
@@ -50,7 +52,7 @@ class Progress:
         if self._mode == "notebook":
             bundle = {
                 "text/plain": line,
-                "text/html": f'<div class="wb-progress"><progress value="{done}" max="{max(self.total, 1)}" '
+                "text/html": f'<div class="wb-progress {NO_MATH}"><progress value="{done}" max="{max(self.total, 1)}" '
                              f'style="width:20em;vertical-align:middle"></progress> {html.escape(line)}</div>',
             }
             from IPython.display import display

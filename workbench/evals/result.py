@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +128,7 @@ class EvalResult:
                 f"{len(self.table)} rows, {self.elapsed_s:.1f} s, MLflow run {html.escape(str(self.run_id))}{state}")
         note = (f"<div>{self.parse_failures} judge answer(s) could not be read: NaN, left out of the means; "
                 "see the *_raw columns of .table</div>") if self.parse_failures else ""
-        return f"<div><div>{head}</div>{frame.to_html(index=False, escape=True)}{note}</div>"
+        return f"<div class='{NO_MATH}'><div>{head}</div>{frame.to_html(index=False, escape=True)}{note}</div>"
 
     # -- persistence
     def meta(self) -> dict[str, Any]:
@@ -143,9 +144,8 @@ class EvalResult:
 
         import pandas as pd
 
-        from workbench.tracing.backend import ensure_mlflow
-
         from workbench.evals.record import flush_records
+        from workbench.tracing.backend import ensure_mlflow
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in a cell
         flush_records()  # a run this process made is complete before it is read

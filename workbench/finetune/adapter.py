@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, ModelError
+from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     from workbench.evals.compare import GateResult
@@ -130,4 +131,4 @@ class Adapter:
         body = "<br>".join(rows)
         if self.gate is not None:
             body += self.gate._repr_html_()
-        return f'<div class="wb-adapter">{body}</div>'
+        return f'<div class="wb-adapter {NO_MATH}">{body}</div>'

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from workbench.evals.progress import in_notebook
+from workbench.verbatim import NO_MATH
 
 __all__ = ["TrainProgress", "loss_figure"]
 
@@ -74,7 +75,7 @@ class TrainProgress:
                     body += f'<img src="data:image/png;base64,{png}" alt="loss curve"/>'
                 except ImportError:  # no matplotlib: the text line is the display
                     pass
-            bundle["text/html"] = f'<div class="wb-finetune">{body}</div>'
+            bundle["text/html"] = f'<div class="wb-finetune {NO_MATH}">{body}</div>'
             from IPython.display import display
 
             if self._handle is None:

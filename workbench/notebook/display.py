@@ -2,6 +2,8 @@
 
 Model text is untrusted: every format escapes it except `-f html`, which the user asks for by name.
 Markdown is rendered here with raw HTML off, because JupyterLab does not sanitize live Markdown output.
+Everything is shown verbatim: MathJax would typeset "$5 ... $10" as maths (see workbench/verbatim.py), so
+only `-f math` lets it typeset the answer (never the footer or an error).
 Every bundle carries text/plain too, so nbclient runs and exported notebooks read well.
 """
 
@@ -9,14 +11,18 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.verbatim import NO_MATH
+
 if TYPE_CHECKING:
     from workbench.gateway.response import Response
 
-__all__ = ["Column", "render", "error_bundle", "footer_text", "markdown_html", "LiveDisplay", "UPDATE_INTERVAL_S"]
+__all__ = ["Column", "render", "error_bundle", "footer_text", "markdown_html", "math_html", "LiveDisplay",
+           "UPDATE_INTERVAL_S"]
 
 UPDATE_INTERVAL_S = 0.15  # a display update costs a message to the frontend: at most ~7 a second
 _ERROR_STYLE = "color:#c62828;font-family:var(--jp-code-font-family,monospace);white-space:pre-wrap"
@@ -46,6 +52,22 @@ def markdown_html(text: str) -> str:
         # breaks: chat models end lines where they mean a line break
         _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
     return _markdown.render(text)
+
+
+# $$...$$, \[...\], \(...\) and $...$ (not "$5 and $10": no space just inside an inline pair)
+_MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$(?=\S)[^$\n]*?(?<=\S)\$(?!\d)", re.DOTALL)
+
+
+def math_html(text: str) -> str:
+    """-f math: Markdown whose maths reaches MathJax untouched (Markdown would read `a_1 b_1` as emphasis)."""
+    kept: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"WBMATH{len(kept) - 1}X"
+
+    rendered = markdown_html(_MATH.sub(hold, text))
+    return re.sub(r"WBMATH(\d+)X", lambda m: html.escape(kept[int(m.group(1))]), rendered)
 
 
 def _latency(ms: float) -> str:
@@ -80,7 +102,8 @@ def _one_line(exc: BaseException) -> str:
 def error_bundle(exc: BaseException) -> tuple[dict[str, str], dict[str, Any]]:
     """A WorkbenchError as one red line (no traceback)."""
     line = _one_line(exc)
-    data = {"text/plain": line, "text/html": f'<div class="wb-error" style="{_ERROR_STYLE}">{html.escape(line)}</div>'}
+    data = {"text/plain": line,
+            "text/html": f'<div class="wb-error {NO_MATH}" style="{_ERROR_STYLE}">{html.escape(line)}</div>'}
     return data, {"workbench": {"error": type(exc).__name__, "message": str(exc)}}
 
 
@@ -96,7 +119,7 @@ def _body(column: Column, fmt: str) -> tuple[str, str]:
         return f'<div style="{_FOOTER_STYLE}">{html.escape(note)}</div>', note
     if column.state == "error" and column.error is not None:
         line = _one_line(column.error)
-        return f'<div class="wb-error" style="{_ERROR_STYLE}">{html.escape(line)}</div>', line
+        return f'<div class="wb-error {NO_MATH}" style="{_ERROR_STYLE}">{html.escape(line)}</div>', line
     text = column.text
     if column.state == "done":
         if fmt == "json":
@@ -110,6 +133,8 @@ def _body(column: Column, fmt: str) -> tuple[str, str]:
             return text, text  # -f html: the user's explicit opt-in to the model's own markup
     if fmt == "markdown":
         return markdown_html(text), text
+    if fmt == "math":
+        return math_html(text), text
     return _pre(text), text  # partial json/code/html: shown as plain text until it is whole
 
 
@@ -143,19 +168,32 @@ def _metadata(column: Column, fmt: str) -> dict[str, Any]:
     return meta
 
 
+def _footer_html(footer: str) -> str:
+    """The footer escaped, its `%trace tr-...` marked so the labextension opens the trace on a click."""
+    head, sep, trace = footer.rpartition(" · %trace ")
+    if not sep:
+        return html.escape(footer)
+    return (f'{html.escape(head)} · <span class="wb-trace-link" title="open the trace (click)" '
+            f'style="text-decoration:underline dotted;cursor:pointer">%trace {html.escape(trace)}</span>')
+
+
 def _column_parts(column: Column, fmt: str) -> tuple[str, str]:
     body_html, body_text = _body(column, fmt)
     footer = _footer(column)
-    footer_html = f'<div class="wb-footer" style="{_FOOTER_STYLE}">{html.escape(footer)}</div>' if footer else ""
+    footer_html = f'<div class="wb-footer {NO_MATH}" style="{_FOOTER_STYLE}">{_footer_html(footer)}</div>' if footer else ""
     plain = f"{body_text}\n{footer}" if footer else body_text
     return body_html + footer_html, plain
+
+
+def _outer(fmt: str) -> str:
+    return "wb-llm" if fmt == "math" else f"wb-llm {NO_MATH}"
 
 
 def render(columns: list[Column], fmt: str) -> tuple[dict[str, str], dict[str, Any]]:
     """The bundle (text/html + text/plain) and metadata for a cell's current state."""
     if len(columns) == 1:
         body, plain = _column_parts(columns[0], fmt)
-        data = {"text/plain": plain, "text/html": f'<div class="wb-llm">{body}</div>'}
+        data = {"text/plain": plain, "text/html": f'<div class="{_outer(fmt)}">{body}</div>'}
         return data, {"workbench": _metadata(columns[0], fmt)}
     cells, texts = [], []
     for column in columns:
@@ -168,7 +206,7 @@ def render(columns: list[Column], fmt: str) -> tuple[dict[str, str], dict[str, A
         texts.append(f"── {column.model} ──\n{plain}")
     data = {
         "text/plain": "\n\n".join(texts),
-        "text/html": '<div class="wb-llm wb-llm-columns" style="display:flex;gap:1em;align-items:flex-start">'
+        "text/html": f'<div class="{_outer(fmt)} wb-llm-columns" style="display:flex;gap:1em;align-items:flex-start">'
         + "".join(cells) + "</div>",
     }
     return data, {"workbench": {"format": fmt, "columns": [_metadata(c, fmt) for c in columns]}}

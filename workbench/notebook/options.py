@@ -12,7 +12,7 @@ from workbench.errors import ConfigError
 
 __all__ = ["CellOptions", "FORMATS", "parse_cell_line", "parse_key_value", "flags_help", "option_strings"]
 
-FORMATS = ("markdown", "text", "json", "code", "html")
+FORMATS = ("markdown", "text", "json", "code", "html", "math")
 
 
 @dataclass
@@ -103,7 +103,8 @@ def _build_parser() -> _Parser:
     add("--seed", type=_whole("--seed", "0"), metavar="N", help="sampling seed, for repeatable answers")
     add("-f", "--format", choices=FORMATS, default="markdown", metavar="FORMAT",
         help="markdown (default; raw HTML shown as text), text, json (parsed into _llm_json), "
-             "code (fence stripped, code put in a new cell below), html (renders the model's HTML: trusted models only)")
+             "code (fence stripped, code put in a new cell below), html (renders the model's HTML: trusted models only), "
+             "math (markdown whose $...$ is typeset as maths; otherwise every $ is shown as written)")
     add("-o", "--out", type=_identifier("-o"), metavar="NAME", help="also store the Response in the variable NAME")
     add("--no-cache", action="store_false", dest="cache", help="ask the model even when a cached answer exists")
     add("--stream", action="store_true", help="show the answer as it is written")

@@ -12,6 +12,8 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from workbench.verbatim import NO_MATH
+
 __all__ = ["signals_bar", "SignalsFallback"]
 
 _OK = "color:#2e7d32"
@@ -46,12 +48,12 @@ class SignalsFallback:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         text = "\n".join(self.lines())
         body = "".join(f"<div><code>{html.escape(line)}</code></div>" for line in self.lines())
-        return {"text/plain": text, "text/html": f'<div class="wb-signals" style="color:#757575;font-size:0.85em">'
+        return {"text/plain": text, "text/html": f'<div class="wb-signals {NO_MATH}" style="color:#757575;font-size:0.85em">'
                                                  f"{body}</div>"}
 
 
 def _say(label: Any, message: str, ok: bool = True) -> None:
-    label.value = f"<span style='{_OK if ok else _BAD}'>{html.escape(message)}</span>"
+    label.value = f"<span class='{NO_MATH}' style='{_OK if ok else _BAD}'>{html.escape(message)}</span>"
 
 
 def _guarded(label: Any, action: Callable[[], str]) -> Callable[[Any], None]:

@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from workbench.tracing.payload import TRUNCATED
+from workbench.verbatim import NO_MATH
 
 __all__ = ["render_html", "render_text", "llm_calls_text", "format_ms", "BAR_CELLS", "MAX_HTML_CHARS"]
 
@@ -162,7 +163,7 @@ def _render(bundle: dict[str, Any], *, payloads: bool, max_chars: int | None = N
     spans = bundle.get("spans") or []
     total = float(bundle.get("duration_ms") or 0.0)
     opened = _open_ids(spans)
-    out = [f'<div class="wb-trace" data-trace-id="{escape(str(bundle.get("trace_id")), quote=True)}" '
+    out = [f'<div class="wb-trace {NO_MATH}" data-trace-id="{escape(str(bundle.get("trace_id")), quote=True)}" '
            f'style="font-family:monospace;font-size:12px;line-height:1.5">', f"<div>{_header(bundle)}</div>"]
     size = sum(map(len, out))
     depth_stack: list[int] = []

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.verbatim import NO_MATH
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -71,7 +73,7 @@ class RolloutReport:
 
     def _repr_html_(self) -> str:
         if self.table.empty:
-            return f"<div>{html.escape(self._summary())}: no calls tagged rollout={html.escape(self.name)} yet</div>"
+            return f"<div class='{NO_MATH}'>{html.escape(self._summary())}: no calls tagged rollout={html.escape(self.name)} yet</div>"
         body = self.table.to_html(escape=True, float_format=lambda v: f"{v:.3g}", na_rep="–")
         try:
             from workbench.evals.plots import figure_png
@@ -80,7 +82,7 @@ class RolloutReport:
             body += f'<img src="data:image/png;base64,{png}" alt="rollout {html.escape(self.name)}"/>'
         except ImportError:
             pass
-        return f"<div><div>{html.escape(self._summary())}</div>{body}</div>"
+        return f"<div class='{NO_MATH}'><div>{html.escape(self._summary())}</div>{body}</div>"
 
 
 def _percentile(values: list[float], q: float) -> float:

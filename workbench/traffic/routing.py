@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.secrets import redact
+from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     from workbench.traffic.monitor import RolloutReport
@@ -151,7 +152,7 @@ class Rollout:
                 f"(baseline {self.baseline})>")
 
     def _repr_html_(self) -> str:
-        return (f"<div><b>rollout {html.escape(self.name)}</b> &middot; {html.escape(self.state)} &middot; "
+        return (f"<div class='{NO_MATH}'><b>rollout {html.escape(self.name)}</b> &middot; {html.escape(self.state)} &middot; "
                 f"{self.percent:g}% &rarr; candidate <code>{html.escape(self.candidate)}</code>, "
                 f"{100 - self.percent:g}% &rarr; baseline <code>{html.escape(self.baseline)}</code></div>")
 
