@@ -78,7 +78,7 @@ def assert_one_red_line(ran: Ran, kind: str, *needles: str) -> str:
     assert len(ran.displays) == 1
     line = ran.plain
     assert "\n" not in line and line.startswith(f"{kind}: "), line
-    assert 'class="wb-error"' in ran.html and "color:#c62828" in ran.html
+    assert 'class="wb-error ' in ran.html and "color:#c62828" in ran.html
     for needle in needles:
         assert needle in line, (needle, line)
     return line
@@ -93,9 +93,10 @@ def test_a_call_shows_the_answer_and_a_footer(ip):
     assert len(ran.displays) == 1
     assert ran.plain.splitlines()[0] == "What does a gateway do?"
     footer = ran.plain.splitlines()[-1]
-    trace = r" · %trace tr-[0-9a-f]{32}" if ip.user_ns["_llm"].trace_id else ""
+    assert ip.user_ns["_llm"].trace_id, "tests record traces (WORKBENCH_TRACING=memory): the call has a trace"
+    trace = r" · %trace tr-[0-9a-f]{32}"
     assert re.fullmatch(r"fake/echo · 10 tokens \(5 in, 5 out\) · \$0\.000015 · [\d.]+ m?s" + trace, footer), footer
-    assert "<p>What does a gateway do?</p>" in ran.html and 'class="wb-footer"' in ran.html
+    assert "<p>What does a gateway do?</p>" in ran.html and 'class="wb-footer ' in ran.html
     meta = ran.meta
     assert meta["model"] == meta["model_used"] == "fake/echo"
     assert meta["total_tokens"] == meta["prompt_tokens"] + meta["completion_tokens"] > 0
@@ -607,8 +608,7 @@ def test_a_traced_answer_gets_a_feedback_bar_unless_asked_not_to(ip):
     ran = run(ip, "%%llm -m fake/echo\nrate me")
     assert ran.result.error_in_exec is None
     trace_id = ip.user_ns["_llm"].trace_id
-    if trace_id is None:
-        pytest.skip("tracing is off in this environment: the bar needs a trace to attach feedback to")
+    assert trace_id, "tests record traces (WORKBENCH_TRACING=memory): the bar needs one to attach feedback to"
     assert len(ran.signals) == 1
     bar = ran.signals[0].data
     assert trace_id in bar["text/plain"]  # headless form: the Python call that records the same feedback

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workbench.demo import execute_notebook, notebooks_dir
+from workbench.demo import execute_notebook, notebooks_dir, shown_errors, unexpected_errors
 
 NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
 
@@ -37,6 +37,10 @@ EXPECTED = {
 }
 
 
+# The red lines each notebook shows on purpose (its cells carry the matching expect-error: tag).
+EXPECTED_ERRORS = {"01_quickstart.ipynb": ["BudgetExceeded"]}
+
+
 def _texts(notebook: Any) -> str:
     """The text/plain of every output, as the saved notebook holds it."""
     texts = []
@@ -58,6 +62,10 @@ def test_notebook_runs_offline(path: Path, tmp_path: Path, workbench_home: Path)
                                 env={"WORKBENCH_HOME": str(workbench_home), "WORKBENCH_TRACING": "on"})
     outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+    # a failing magic shows a red display output, not an error output: those fail too, unless the cell's
+    # tags expect them ("expect-error:BudgetExceeded", 01's budget lesson)
+    assert unexpected_errors(executed) == []
+    assert [e.error for e in shown_errors(executed)] == EXPECTED_ERRORS.get(path.name, [])
     text = _texts(executed)
     for needle in EXPECTED.get(path.name, []):
         assert needle in text, needle
@@ -65,3 +73,32 @@ def test_notebook_runs_offline(path: Path, tmp_path: Path, workbench_home: Path)
     for output in outputs:
         if "workbench" in (output.get("metadata") or {}):
             assert "text/plain" in output["data"] and "text/html" in output["data"]
+
+
+def test_a_red_line_fails_the_check_unless_the_cell_tag_expects_it() -> None:
+    """Issue 12 item 4: a WorkbenchError is a display output (one red line), which nbclient lets pass."""
+    import nbformat
+
+    import workbench as wb
+    from workbench.notebook import display as show
+
+    def cell(outputs: list[tuple[dict, dict]], tags: list[str] | None = None) -> Any:
+        made = nbformat.v4.new_code_cell("%%llm -m fake/fail\nhi", metadata={"tags": tags} if tags else {})
+        made.outputs = [nbformat.v4.new_output("display_data", data=d, metadata=m) for d, m in outputs]
+        return made
+
+    refused = show.error_bundle(wb.BudgetExceeded("refused: the budget is $0.0002", budget_usd=2e-4))
+    down = show.Column("fake/fail", state="error", error=wb.ProviderError("fake/fail failed after 3 attempt(s)"))
+    fine = show.Column("fake/echo", state="done", text="hi")
+    notebook = nbformat.v4.new_notebook(cells=[
+        cell([refused], ["expect-error:BudgetExceeded"]),
+        cell([show.render([down], "markdown")]),
+        cell([show.render([fine, down], "markdown")]),  # one column of several failed
+        cell([refused], ["expect-error:ProviderError"]),  # a tag for another error does not cover it
+        cell([show.render([fine], "markdown")]),
+    ])
+    assert [(e.cell, e.error, e.expected) for e in shown_errors(notebook)] == [
+        (0, "BudgetExceeded", True), (1, "ProviderError", False), (2, "ProviderError", False),
+        (3, "BudgetExceeded", False)]
+    unexpected = unexpected_errors(notebook)
+    assert len(unexpected) == 3 and "ProviderError: fake/fail failed after 3 attempt(s)" in unexpected[0]

@@ -13,12 +13,14 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, WorkbenchError
 
-__all__ = ["run_demo", "execute_notebook", "notebooks_dir", "QUICKSTART"]
+__all__ = ["run_demo", "execute_notebook", "notebooks_dir", "QUICKSTART", "ShownError", "shown_errors",
+           "unexpected_errors", "EXPECT_TAG"]
 
 QUICKSTART = "01_quickstart.ipynb"
 CELL_TIMEOUT_S = 900  # the first local/ call may convert the bundled model (25+ s on a slow CPU)
@@ -79,15 +81,50 @@ def execute_notebook(path: Path, output: Path, *, env: Mapping[str, str] | None 
     return notebook
 
 
+# A cell that shows a Workbench error on purpose (01's budget lesson) says so in its tags, e.g.
+# "expect-error:BudgetExceeded"; any other red line fails the notebook tests and the demo.
+EXPECT_TAG = "expect-error:"
+
+
+@dataclass(frozen=True)
+class ShownError:
+    """One red line a magic showed: a WorkbenchError is a display output, not an error output."""
+
+    cell: int  # index in the notebook
+    cell_id: str
+    error: str  # the exception class name
+    text: str  # the line as shown
+    expected: bool  # the cell's tags expect this error
+
+
+def _errors_in(output: Any) -> list[str]:
+    meta = (output.get("metadata") or {}).get("workbench") or {}
+    names = [meta.get("error")] + [column.get("error") for column in meta.get("columns") or []]
+    return [name for name in names if name]
+
+
+def shown_errors(notebook: Any) -> list[ShownError]:
+    """Every output the magics marked as a Workbench error (in its metadata), in order."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        expected = {tag[len(EXPECT_TAG):] for tag in tags if tag.startswith(EXPECT_TAG)}
+        for output in cell.get("outputs", []):
+            text = (output.get("data") or {}).get("text/plain", "")
+            for name in _errors_in(output):
+                found.append(ShownError(index, str(cell.get("id", "")), name, text, name in expected))
+    return found
+
+
+def unexpected_errors(notebook: Any) -> list[str]:
+    """One line per red line no cell tag expects: what the notebook tests and the demo fail on."""
+    return [f"cell {e.cell} ({e.cell_id}): {' '.join(e.text.split())[:300]}"
+            for e in shown_errors(notebook) if not e.expected]
+
+
 def _shown_errors(notebook: Any) -> collections.Counter[str]:
     """Red lines the magic showed (e.g. the budget refusal), from the outputs' metadata."""
-    found: collections.Counter[str] = collections.Counter()
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            error = (output.get("metadata") or {}).get("workbench", {}).get("error")
-            if error:
-                found[error] += 1
-    return found
+    return collections.Counter(e.error + ("" if e.expected else " (UNEXPECTED)") for e in shown_errors(notebook))
 
 
 def _summary(home: Path, notebook: Any, output: Path, seconds: float) -> str:
@@ -135,5 +172,9 @@ def run_demo() -> int:
         print(_summary(home, notebook, output, time.perf_counter() - started))
     except WorkbenchError as exc:
         print(f"The notebook ran ({output}) but its ledger could not be read: {exc}")
+        return 1
+    unexpected = unexpected_errors(notebook)
+    if unexpected:
+        print("A magic failed where the notebook expects no error:\n  " + "\n  ".join(unexpected))
         return 1
     return 0
