@@ -151,8 +151,8 @@ def test_signals_bar_widget_clicks_record_feedback_and_degrades_to_text():
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert f"workbench.feedback('{response.trace_id}'" in bundle["text/plain"] and "<code>" in bundle["text/html"]
     controls = bar.children[0].children[0].children
-    controls[0].click()  # thumbs up
-    controls[2].value = "5"  # five stars
+    controls[0].value = True  # thumbs up
+    controls[1].value = "5"  # five stars
     status = bar.children[-1].value
     assert "stored" in status, status
     assert {("thumbs", "true"), ("stars", "5")} <= _assessments(response.trace_id)
@@ -192,3 +192,95 @@ def test_feedback_with_tracing_in_memory_says_how_to_store_it(monkeypatch):
     response = workbench.complete("hi", "fake/echo")
     with pytest.raises(WorkbenchError, match="tracing='memory'.*WORKBENCH_TRACING=on"):
         workbench.feedback(response, stars=5)
+
+
+# -- issue 12: thumbs are a toggle, comments are stored as shown ---------------------------------------------------
+
+
+def _thumbs_in_mlflow(trace_id):
+    from workbench.tracing.backend import backend, current_uri
+
+    info = backend(current_uri()).client.get_trace(trace_id).info
+    return sorted((a.value, a.valid) for a in info.assessments if a.name == "thumbs")
+
+
+def test_thumbs_are_a_toggle_the_last_choice_wins_in_mlflow_the_bar_and_training_data():
+    from workbench.notebook.signals_bar import signals_bar
+
+    response = workbench.complete("Toggle question", "fake/echo")
+    bar = signals_bar(response)
+    thumbs = bar.children[0].children[0].children[0]
+    assert [label for label, _ in thumbs._options_full] == ["👍 good", "👎 bad"]  # words where no emoji font is
+    thumbs.value = True
+    thumbs.value = False
+    assert "👎 bad stored (replaces your earlier choice)" in bar.children[-1].value
+    # MLflow keeps the first opinion, overridden (invalid); the second alone is valid
+    assert _thumbs_in_mlflow(response.trace_id) == [(False, True), (True, False)]
+    thumbs.value = False  # the same choice again (a re-sync) stores nothing new
+    assert len(_thumbs_in_mlflow(response.trace_id)) == 2
+    # a bar drawn again for the same answer shows the stored choice pressed
+    assert signals_bar(response).children[0].children[0].children[0].value is False
+    # training data reads the final choice: a disliked answer is not an SFT example
+    assert "Toggle question" not in set(workbench.training_data.sft()["input"])
+    thumbs.value = True
+    assert "Toggle question" in set(workbench.training_data.sft()["input"])
+    assert _thumbs_in_mlflow(response.trace_id) == [(False, False), (True, False), (True, True)]
+
+
+class _Loop:
+    """The kernel's call_later, run by hand: what the browser does in between is up to the test."""
+
+    def __init__(self):
+        self.queue = []
+
+    def later(self, delay, callback):
+        self.queue.append((delay, callback))
+
+    def run(self, between=lambda: None):
+        import time
+
+        while self.queue:
+            delay, callback = self.queue.pop(0)
+            time.sleep(delay)
+            between()
+            callback()
+
+
+def test_a_comment_is_stored_as_the_box_showed_it_when_its_last_keys_arrive_after_enter():
+    import ipywidgets as w
+
+    from workbench.notebook.comment_box import CommentBox
+
+    stored, said, loop = [], [], _Loop()
+    box = CommentBox(w, lambda text: (stored.append(text), f"comment stored: {text!r}")[1],
+                     lambda line, ok: said.append((line, ok)), later=loop.later)
+    box.text.value = "t"  # the first key's value arrived; the rest wait in the browser (one sync in flight)
+    box.text._handle_custom_msg({"event": "submit"}, [])  # Enter overtakes them
+    assert stored == [] and box.text.disabled  # nothing stored yet, the box locked
+    late = iter(["too", "too vague"])
+    loop.run(between=lambda: setattr(box.text, "value", next(late, box.text.value)))
+    assert stored == ["too vague"] and said[-1] == ("comment stored: 'too vague'", True)
+    assert not box.text.disabled and box.text.value == ""
+    # the button sends the same way; Enter and then the button is one comment
+    box.text.value = "nice and short"
+    box.send.click()
+    box.text._handle_custom_msg({"event": "submit"}, [])
+    loop.run()
+    assert stored == ["too vague", "nice and short"]
+    box.send.click()
+    loop.run()
+    assert said[-1] == ("write a comment first, then press Enter", False) and len(stored) == 2
+
+
+def test_the_bars_comment_reaches_mlflow_exactly():
+    from workbench.notebook.signals_bar import signals_bar
+    from workbench.tracing.backend import backend, current_uri
+
+    response = workbench.complete("Comment question", "fake/echo")
+    bar = signals_bar(response)
+    box = bar.children[0].comment_box
+    box.text.value = "nice and short"
+    box.text._handle_custom_msg({"event": "submit"}, [])  # no kernel here: stored at once
+    assert bar.children[-1].value.endswith("comment stored: &#x27;nice and short&#x27;</span>")
+    info = backend(current_uri()).client.get_trace(response.trace_id).info
+    assert [a.value for a in info.assessments if a.name == "comment"] == ["nice and short"]

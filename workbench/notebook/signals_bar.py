@@ -1,6 +1,11 @@
 """The signals bar under a `%%llm` answer: thumbs, stars, edit answer, comment, add to golden; and, under a
 several-model cell, "pick the better answer". Each click is one `workbench.feedback(...)` call.
 
+Thumbs are one toggle (ToggleButtons: the pressed one shows, and is widget state, so it survives the output
+being drawn again); the last choice wins, in MLflow too (feedback() overrides the earlier one). A bar made
+again for the same answer starts from the stored choice. Labels carry words beside the emoji, for systems
+without an emoji font. The comment box stores what it showed on Enter (see comment_box.py).
+
 `signals_bar(responses)` returns an ipywidgets widget whose MIME bundle also carries text/plain and
 text/html saying how to give the same feedback from Python, so headless runs and exported notebooks stay
 readable. Without ipywidgets it returns that fallback alone.
@@ -12,6 +17,7 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from workbench.notebook.comment_box import CommentBox
 from workbench.verbatim import NO_MATH
 
 __all__ = ["signals_bar", "SignalsFallback"]
@@ -72,19 +78,36 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
     import workbench
 
     trace_id = response.trace_id
-    up = w.Button(description="👍", tooltip="good answer", layout=w.Layout(width="3em"))
-    down = w.Button(description="👎", tooltip="bad answer", layout=w.Layout(width="3em"))
-    stars = w.ToggleButtons(options=["1", "2", "3", "4", "5"], value=None, tooltips=["stars"] * 5,
+    before_thumbs, before_stars = _stored(trace_id, "thumbs"), _stored(trace_id, "stars")
+    thumbs = w.ToggleButtons(options=[("👍 good", True), ("👎 bad", False)], value=before_thumbs,
+                             tooltips=["good answer", "bad answer"], style={"button_width": "5.5em"})
+    stars = w.ToggleButtons(options=["1", "2", "3", "4", "5"],
+                            value=None if before_stars is None else str(before_stars), tooltips=["stars"] * 5,
                             style={"button_width": "2.2em"})
     edit = w.Button(description="edit answer", layout=w.Layout(width="auto"))
-    comment = w.Text(placeholder="comment (Enter sends)", layout=w.Layout(width="16em"))
+    comment = CommentBox(w, lambda text: (workbench.feedback(trace_id, comment=text), f"comment stored: {text!r}")[1],
+                         lambda line, ok: _say(status, line, ok))
     golden = w.Button(description="+ golden", tooltip=f"add to the golden dataset {golden_name!r}",
                       layout=w.Layout(width="auto"))
     editor = w.Textarea(value=response.text, layout=w.Layout(width="100%", height="6em", display="none"))
     save_edit = w.Button(description="save correction", layout=w.Layout(width="auto", display="none"))
 
-    up.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, thumbs=True), "thanks: 👍 stored")[1]))
-    down.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, thumbs=False), "thanks: 👎 stored")[1]))
+    def chosen(change: dict[str, Any]) -> None:
+        new = change.get("new")
+        if new is None:
+            return
+        try:
+            workbench.feedback(trace_id, thumbs=new)
+        except Exception as exc:  # not stored: the buttons must not say otherwise
+            thumbs.unobserve(chosen, names="value")
+            thumbs.value = change.get("old")
+            thumbs.observe(chosen, names="value")
+            _say(status, f"{type(exc).__name__}: {exc}", ok=False)
+            return
+        _say(status, f"thanks: {'👍 good' if new else '👎 bad'} stored" + (
+            " (replaces your earlier choice)" if change.get("old") is not None else ""))
+
+    thumbs.observe(chosen, names="value")
 
     def starred(change: dict[str, Any]) -> None:
         if change.get("new"):
@@ -100,8 +123,6 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
     edit.on_click(toggle)
     save_edit.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, correction=editor.value),
                                                  "correction stored (it becomes training data)")[1]))
-    comment.on_submit(_guarded(status, lambda: (workbench.feedback(trace_id, comment=comment.value),
-                                                "comment stored")[1]))
 
     def add_golden() -> str:
         from workbench.notebook.golden_magics import row_from_call
@@ -111,7 +132,16 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
         return f"added to golden {golden_name!r} ({len(dataset)} rows, unverified)"
 
     golden.on_click(_guarded(status, add_golden))
-    return w.VBox([w.HBox([up, down, stars, edit, comment, golden]), editor, save_edit])
+    bar = w.VBox([w.HBox([thumbs, stars, edit, *comment.widgets, golden]), editor, save_edit])
+    bar.comment_box = comment  # tests and callers reach the box's state through the bar
+    return bar
+
+
+def _stored(trace_id: str, kind: str) -> Any:
+    """This person's stored choice of a kind on the trace, or None (nothing stored, or no journal yet)."""
+    from workbench.signals.collect import stored_choice
+
+    return stored_choice(trace_id, kind)
 
 
 def signals_bar(responses: Any, *, golden_name: str = "golden") -> Any:

@@ -4,6 +4,8 @@ thumbs -> Feedback 'thumbs' (bool); stars -> Feedback 'stars' (1-5); correction 
 'expected_response' (the human's answer); comment -> Feedback 'comment'; preferred_over -> Feedback 'preferred'
 (True on the winner, False on each loser, each naming the other trace). Source: HUMAN, the user's name.
 The trace is flushed to MLflow first; a call without a trace (tracing off) is an error that says so.
+Thumbs and stars hold one opinion per person: a new one overrides that person's earlier one (MLflow's
+`overrides`, which marks the earlier assessment invalid and keeps it), so 👍 then 👎 leaves 👎 alone valid.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from workbench.errors import ConfigError, StoreError, WorkbenchError
 from workbench.secrets import redact
 from workbench.signals.journal import SignalRow, journal
 
-__all__ = ["feedback", "FeedbackRecord", "call_of"]
+__all__ = ["feedback", "FeedbackRecord", "call_of", "stored_choice"]
 
 _RETRIES = 8
 
@@ -133,10 +135,25 @@ def feedback(trace_id: Any, thumbs: bool | None = None, stars: int | None = None
         rows.append(SignalRow(trace_id, kind, value, messages, output, model, other, other_output, assessment_id,
                               source_id))
 
+    def choose(kind: str, value: Any) -> None:
+        """One opinion per person: the same choice again changes nothing; another overrides the earlier one."""
+        earlier = journal().latest(trace_id, kind, source_id)
+        if earlier is not None and earlier.value == value and earlier.assessment_id:
+            record.assessments[kind] = earlier.assessment_id
+            return
+        overrides = earlier.assessment_id if earlier is not None else None
+        try:
+            add(kind, value, Feedback(name=kind, value=value, source=source, overrides=overrides))
+        except WorkbenchError:
+            if overrides is None:
+                raise
+            # the earlier assessment is gone from MLflow (deleted, another store): this one stands alone
+            add(kind, value, Feedback(name=kind, value=value, source=source))
+
     if thumbs is not None:
-        add("thumbs", thumbs, Feedback(name="thumbs", value=thumbs, source=source))
+        choose("thumbs", thumbs)
     if stars is not None:
-        add("stars", stars, Feedback(name="stars", value=stars, source=source))
+        choose("stars", stars)
     if correction is not None:
         add("correction", correction, Expectation(name="expected_response", value=correction, source=source,
                                                   metadata={"workbench.kind": "correction"}))
@@ -149,6 +166,17 @@ def feedback(trace_id: Any, thumbs: bool | None = None, stars: int | None = None
         _log(client, loser, Feedback(name="preferred", value=False, source=source, metadata={"lost_to": trace_id}))
     journal().add(rows)
     return record
+
+
+def stored_choice(trace_id: str, kind: str, user: str | None = None) -> Any:
+    """The value of this person's last `kind` signal (thumbs, stars) on the trace, or None. Reads the journal
+    only where one exists: showing a bar must not create the home's signals store."""
+    from workbench.config import settings
+
+    if not (settings().home / "signals.sqlite").exists():
+        return None
+    row = journal().latest(trace_id, kind, user or _user())
+    return None if row is None else row.value
 
 
 def _user() -> str:

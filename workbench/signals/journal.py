@@ -90,6 +90,20 @@ class Journal:
                                    r[4], r[5], r[6], r[7], r[8], r[9], r[10]))
         return found
 
+    def latest(self, trace_id: str, kind: str, source: str | None = None) -> SignalRow | None:
+        """The last signal of a kind on a trace (by that source, when given): what a new thumbs overrides."""
+        query = ("SELECT trace_id, kind, value, messages, output, model, other_trace_id, other_output, assessment_id,"
+                 " source, created_at FROM signals WHERE trace_id = ? AND kind = ?")
+        params: tuple[Any, ...] = (trace_id, kind)
+        if source is not None:
+            query += " AND source = ?"
+            params += (source,)
+        r = self.db.execute(query + " ORDER BY id DESC LIMIT 1", params).fetchone()
+        if r is None:
+            return None
+        return SignalRow(r[0], r[1], json.loads(r[2]) if r[2] is not None else None, json.loads(r[3]), r[4], r[5],
+                         r[6], r[7], r[8], r[9], r[10])
+
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
