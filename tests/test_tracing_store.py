@@ -220,3 +220,47 @@ def test_an_unreachable_store_costs_calls_nothing_and_warns_once(monkeypatch):
     assert flush_s < 5
     assert exporter.off_reason(config.settings().effective_tracking_uri)
     assert wb.show_trace().spans[0]["outputs"] == "after 4"  # traces stay in memory for display
+
+
+_FLUENT_PROBE = """
+import os, sys
+import workbench as wb
+from workbench import tracing
+if sys.argv[1] == "chosen":
+    import mlflow
+    mlflow.set_tracking_uri(sys.argv[2])
+answer = wb.complete("Which store do you see?", "fake/echo")
+tracing.flush(30)
+import mlflow
+found = mlflow.get_trace(answer.trace_id)
+print("FOUND" if found is not None else "MISSING", mlflow.get_tracking_uri())
+print("CWD_DB" if os.path.exists("mlflow.db") else "NO_CWD_DB")
+print("ENV", os.environ.get("MLFLOW_TRACKING_URI"))
+"""
+
+
+def test_mlflows_own_api_in_the_kernel_sees_workbenchs_store_unless_the_user_chose_one(home, tmp_path):
+    """Issue 12 item 5: `mlflow.get_trace(_llm.trace_id)` after Workbench calls finds the trace."""
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WORKBENCH_TRACKING_URI")}
+    env.update(WORKBENCH_HOME=str(tmp_path / "home"), WORKBENCH_TRACING="on",
+               PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")])))
+
+    def probe(*args: str) -> str:
+        ran = subprocess.run([sys.executable, "-c", _FLUENT_PROBE, *args], cwd=work, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        return ran.stdout
+
+    out = probe("default")
+    store = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    assert f"FOUND {store}" in out, out
+    assert "NO_CWD_DB" in out and "ENV None" in out, out  # nothing in the working folder; children not pointed
+    theirs = f"sqlite:///{tmp_path / 'theirs.db'}"
+    out = probe("chosen", theirs)
+    # the user's choice stands (set_tracking_uri exports MLFLOW_TRACKING_URI, which Workbench follows too)
+    assert f"FOUND {theirs}" in out and "NO_CWD_DB" in out, out

@@ -3,6 +3,10 @@
 An HTTP store is probed with a short timeout before MLflow touches it, because MLflow's own HTTP retries
 block for minutes on a dead server. A local sqlite store keeps its artifacts beside the database file
 (`<home>/mlartifacts`), never in the working directory.
+
+When Workbench first opens its store, MLflow's own fluent API (`mlflow.get_trace`, `mlflow.search_traces`)
+in the same process is pointed at it too, unless the user chose a tracking URI (mlflow.set_tracking_uri or
+MLFLOW_TRACKING_URI): otherwise `mlflow.get_trace(_llm.trace_id)` looks in an empty ./mlflow.db of its own.
 """
 
 from __future__ import annotations
@@ -150,7 +154,34 @@ def backend(uri: str) -> Backend:
             raise StoreError(f"MLflow store {redact(uri)} cannot be opened: {redact(str(exc))[:300]}") from exc
         found = Backend(uri, client)
         _backends[uri] = found
+        _point_fluent_api(uri)
         return found
+
+
+_fluent_uri: str | None = None  # the URI we gave MLflow's fluent API (a later one of ours may replace it)
+
+
+def _point_fluent_api(uri: str) -> None:
+    """mlflow.set_tracking_uri(uri) unless the user chose one; never exported to child processes."""
+    global _fluent_uri
+    import mlflow
+
+    if mlflow.is_tracking_uri_set() and mlflow.get_tracking_uri() not in (_fluent_uri, uri):
+        return  # the user's choice (a URI of theirs, or MLFLOW_TRACKING_URI, which our settings honour too)
+    _set_fluent(mlflow, uri)
+    _fluent_uri = uri
+
+
+def _set_fluent(mlflow: Any, uri: str) -> None:
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, it would outlive a later
+    # configure(home=...) (our settings honour that variable) and leak into child processes.
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    if mlflow.get_tracking_uri() != uri or not mlflow.is_tracking_uri_set():
+        mlflow.set_tracking_uri(uri)
+    if saved is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def ensure_mlflow() -> Any:
@@ -162,22 +193,15 @@ def ensure_mlflow() -> Any:
 
     with _lock:
         if _global_uri != uri or mlflow.get_tracking_uri() != uri:
-            # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, it would outlive a later
-            # configure(home=...) (our settings honour that variable) and leak into child processes.
-            saved = os.environ.get("MLFLOW_TRACKING_URI")
-            mlflow.set_tracking_uri(uri)
+            _set_fluent(mlflow, uri)
             mlflow.set_registry_uri(uri)
-            if saved is None:
-                os.environ.pop("MLFLOW_TRACKING_URI", None)
-            else:
-                os.environ["MLFLOW_TRACKING_URI"] = saved
             _global_uri = uri
     return mlflow
 
 
 def reset() -> None:
     """Forget opened backends (tests; after the home folder changes)."""
-    global _global_uri
+    global _global_uri, _fluent_uri
     with _lock:
         _backends.clear()
-        _global_uri = None
+        _global_uri = _fluent_uri = None
