@@ -1,10 +1,11 @@
-/** The app plugins: the spend item in the status bar and the MLflow UI command. */
+/** The app plugins: the spend item in the status bar, the MLflow UI command, the footer's trace link. */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { addMlflowCommand } from './mlflow';
 import { SpendStatus } from './status';
+import { addTraceLinks } from './traceLink';
 
 const statusPlugin: JupyterFrontEndPlugin<void> = {
   id: 'llmops-workbench:spend-status',
@@ -36,4 +37,14 @@ const mlflowPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [statusPlugin, mlflowPlugin];
+const traceLinkPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'llmops-workbench:trace-link',
+  description: "A click on the footer's `%trace tr-…` opens that trace under the answer.",
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    addTraceLinks(tracker);
+  }
+};
+
+export default [statusPlugin, mlflowPlugin, traceLinkPlugin];

@@ -3,8 +3,8 @@
  * the DOM, absolutely placed inside a spacer as tall as all open rows. That keeps a 1,000-span trace
  * as quick to open and scroll as a 10-span one.
  *
- * Keyboard (the list has focus): Up/Down move, Right opens (or steps into), Left closes (or steps out),
- * Home/End, PageUp/PageDown, Enter or Space selects (opens the detail pane).
+ * Keyboard (the list has focus): Up/Down move the selection and the detail pane follows, Right opens (or
+ * steps into), Left closes (or steps out), Home/End, PageUp/PageDown; Enter or Space selects again.
  */
 import { el } from './dom';
 import { formatMs, formatTokens, formatUsd } from './format';
@@ -295,9 +295,10 @@ export class SpanTree {
       return;
     }
     const current = this.active ? (this.rowIndex.get(this.active) ?? 0) : -1;
+    // moving selects: the detail pane follows the keys, as in a file list (opening and closing do not)
     const move = (index: number) => {
       const row = this.rows[Math.max(0, Math.min(this.rows.length - 1, index))];
-      this.focusNode(row.node, false);
+      this.focusNode(row.node, row.node !== this.selected);
     };
     const page = Math.max(1, Math.floor((this.node.clientHeight || ROW_HEIGHT) / ROW_HEIGHT) - 1);
     const node = this.active;
@@ -335,7 +336,7 @@ export class SpanTree {
         } else if (node.children.length && this.model.expanded.has(node)) {
           this.toggle(node, false);
         } else if (node.parent && this.rowIndex.has(node.parent)) {
-          this.focusNode(node.parent, false);
+          this.focusNode(node.parent, true);
         }
         break;
       case 'Enter':

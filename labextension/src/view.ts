@@ -14,6 +14,7 @@ import { SpanTree } from './tree';
 import { Toolbar } from './toolbar';
 import { renderDetail } from './detail';
 import { renderFallback } from './fallback';
+import { COLUMN_GAP_PX, IColumns, TIMELINE_MIN_PX, columnWidths, divider, nameWidth, treeWidth } from './layout';
 
 const COMPACT_BELOW_PX = 720; // narrower than this: detail under the tree, fewer columns
 
@@ -26,6 +27,11 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
   private matchList: INode[] = [];
   private matchAt = -1;
   private resize: ResizeObserver | null = null;
+  private body: HTMLElement | null = null;
+  private treePane: HTMLElement | null = null;
+  private columns: IColumns | null = null;
+  private namePx = 0; // measured once the view is on the page (fonts known)
+  private numbersPx = 0;
 
   constructor(private readonly options: IRenderMime.IRendererOptions) {
     super();
@@ -35,6 +41,7 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
       const width = entries[0]?.contentRect.width ?? 0;
       if (width > 0) {
         this.toggleClass('wb-compact', width < COMPACT_BELOW_PX);
+        this.fitTree();
         this.tree?.draw();
       }
     });
@@ -89,6 +96,11 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
       }
     });
     this.detail = el('div', 'wb-detail', [], { 'aria-label': 'Selected span', role: 'region' });
+    const columns = (this.columns = columnWidths(model));
+    this.node.style.setProperty('--wb-latency-width', columns.latency);
+    this.node.style.setProperty('--wb-tokens-width', columns.tokens);
+    this.node.style.setProperty('--wb-cost-width', columns.cost);
+    this.namePx = 0;
     const header = el('div', 'wb-tree-header', [
       el('div', 'wb-cell wb-cell-name', 'Span'),
       el('div', 'wb-cell wb-num wb-latency', 'Latency'),
@@ -99,11 +111,17 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
         el('span', '', formatMs(trace.durationMs))
       ])
     ]);
-    this.node.append(
-      this.summary(trace),
-      this.toolbar.node,
-      el('div', 'wb-body', [el('div', 'wb-tree-pane', [header, this.tree.node]), this.detail])
-    );
+    this.treePane = el('div', 'wb-tree-pane', [header, this.tree.node]);
+    const body: HTMLElement = (this.body = el('div', 'wb-body', [
+      this.treePane,
+      divider(
+        (): HTMLElement => body,
+        px => this.placeTree(px, false),
+        () => this.fitTree()
+      ),
+      this.detail
+    ]));
+    this.node.append(this.summary(trace), this.toolbar.node, body);
     this.tree.refresh();
     const first = model.nodes.find(n => n.span.status === 'ERROR' && !n.attempt) ?? model.roots[0] ?? null;
     if (first) {
@@ -111,6 +129,43 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
     } else {
       this.showDetail(null);
     }
+  }
+
+  /** The list's width beside the detail pane (see layout.ts); stacked when both do not fit. */
+  private fitTree(): void {
+    const body = this.body;
+    const model = this.model;
+    if (!body || !model || !this.columns || !body.isConnected) {
+      return;
+    }
+    if (this.hasClass('wb-compact')) {
+      this.placeTree(0, true);
+      return;
+    }
+    if (!this.namePx) {
+      const name = body.querySelector('.wb-name') ?? body;
+      const badge = body.querySelector('.wb-kind') ?? body;
+      this.namePx = nameWidth(model, getComputedStyle(name).font, getComputedStyle(badge).font);
+      // the number columns as drawn (their widths are fixed by the values, see layout.ts)
+      this.numbersPx = ['.wb-latency', '.wb-tokens', '.wb-cost']
+        .map(c => (body.querySelector(`.wb-tree-header ${c}`) as HTMLElement | null)?.offsetWidth ?? 0)
+        .reduce((a, b) => a + b, 0);
+    }
+    const { px, stacked } = treeWidth(body.clientWidth, this.namePx, this.numbersPx);
+    this.placeTree(px, stacked);
+  }
+
+  private placeTree(px: number, stacked: boolean): void {
+    this.toggleClass('wb-stacked', stacked);
+    const compact = this.hasClass('wb-compact');
+    if (this.treePane) {
+      this.treePane.style.flex = stacked ? '' : `0 0 ${px}px`;
+    }
+    // the name column keeps what its longest name needs, as far as the list's width allows
+    const pane = stacked ? (this.body?.clientWidth ?? 0) : px;
+    const room = pane - this.numbersPx - TIMELINE_MIN_PX - 4 * COLUMN_GAP_PX - 4;
+    this.node.style.setProperty('--wb-name-min', compact ? '0px' : `${Math.max(0, Math.min(this.namePx, room))}px`);
+    this.tree?.draw(true);
   }
 
   private summary(trace: ITrace): HTMLElement {
