@@ -228,25 +228,20 @@ def test_thumbs_are_a_toggle_the_last_choice_wins_in_mlflow_the_bar_and_training
 
 
 class _Loop:
-    """The kernel's call_later, run by hand: what the browser does in between is up to the test."""
+    """The kernel's call_later, run by hand."""
 
     def __init__(self):
         self.queue = []
 
     def later(self, delay, callback):
-        self.queue.append((delay, callback))
+        self.queue.append(callback)
 
-    def run(self, between=lambda: None):
-        import time
-
+    def run(self):
         while self.queue:
-            delay, callback = self.queue.pop(0)
-            time.sleep(delay)
-            between()
-            callback()
+            self.queue.pop(0)()
 
 
-def test_a_comment_is_stored_as_the_box_showed_it_when_its_last_keys_arrive_after_enter():
+def test_a_comment_is_stored_as_the_box_showed_it_when_its_value_arrives_after_enter():
     import ipywidgets as w
 
     from workbench.notebook.comment_box import CommentBox
@@ -254,22 +249,30 @@ def test_a_comment_is_stored_as_the_box_showed_it_when_its_last_keys_arrive_afte
     stored, said, loop = [], [], _Loop()
     box = CommentBox(w, lambda text: (stored.append(text), f"comment stored: {text!r}")[1],
                      lambda line, ok: said.append((line, ok)), later=loop.later)
-    box.text.value = "t"  # the first key's value arrived; the rest wait in the browser (one sync in flight)
-    box.text._handle_custom_msg({"event": "submit"}, [])  # Enter overtakes them
-    assert stored == [] and box.text.disabled  # nothing stored yet, the box locked
-    late = iter(["too", "too vague"])
-    loop.run(between=lambda: setattr(box.text, "value", next(late, box.text.value)))
+    assert box.text.continuous_update is False  # no value per key: the browser commits it on Enter or blur
+    box.text._handle_custom_msg({"event": "submit"}, [])  # Enter: the browser sends it before the value
+    assert stored == [] and box.pending
+    box.text.value = "too vague"  # the committed value, right behind it
     assert stored == ["too vague"] and said[-1] == ("comment stored: 'too vague'", True)
-    assert not box.text.disabled and box.text.value == ""
-    # the button sends the same way; Enter and then the button is one comment
-    box.text.value = "nice and short"
-    box.send.click()
+    loop.run()  # the no-value fallback of that submit does nothing more
+    assert stored == ["too vague"]
+    box.text._handle_custom_msg({"event": "submit"}, [])  # Enter again, nothing typed: nothing new
+    loop.run()
+    assert stored == ["too vague"]
+    # typed, the box lost the focus (value committed), focused again, Enter: no value follows; stored anyway
+    box.text.value = "nice"
     box.text._handle_custom_msg({"event": "submit"}, [])
     loop.run()
-    assert stored == ["too vague", "nice and short"]
+    assert stored == ["too vague", "nice"]
+    # the button: the click overtakes the value the blur committed; it waits for it the same way
     box.send.click()
+    box.text.value = "nice and short"
+    assert stored == ["too vague", "nice", "nice and short"]
     loop.run()
-    assert said[-1] == ("write a comment first, then press Enter", False) and len(stored) == 2
+    box.send.click()
+    box.text.value = ""
+    loop.run()
+    assert said[-1] == ("write a comment first, then press Enter", False) and len(stored) == 3
 
 
 def test_the_bars_comment_reaches_mlflow_exactly():
