@@ -25,6 +25,7 @@ from workbench.notebook.history import HistoryEntry, Session
 from workbench.notebook.interpolation import interpolate
 from workbench.notebook.lineage import CellContext, in_cell
 from workbench.notebook.options import CellOptions, flags_help, parse_cell_line
+from workbench.notebook.stopped import Stopped
 
 __all__ = ["LLMMagics", "debug_enabled", "show_error", "one_line_errors", "split_words"]
 
@@ -237,13 +238,15 @@ class LLMMagics(Magics):
                 response = workbench.complete(prompt, column.model, **kwargs)
             column.response, column.text = response, response.text
             self._shape(column, options.format)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if chunks is not None and hasattr(chunks, "close"):
                 chunks.close()  # lets the stream release its provider connection or generation thread
             column.state = "stopped"
-            if live.shown:
-                live.show(*show.render(columns, options.format))
-            raise
+            live.show(*show.render(columns, options.format))  # the cell says so, streaming or not
+            if debug_enabled() or isinstance(exc, Stopped):
+                raise
+            # one line instead of the frames (a local model's were 250 lines of transformers and torch)
+            raise Stopped(f"{column.model} stopped (Ctrl-C); nothing was kept") from None
         except WorkbenchError as exc:
             if debug_enabled():
                 raise
