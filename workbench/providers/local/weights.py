@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
+from workbench.providers import local_progress
 
 if "torch" not in sys.modules:  # read by libgomp when torch loads; see the module docstring
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -334,15 +335,18 @@ def _convert_bundled(spec: BundledModel, gguf: Path) -> tuple[Any, Any, str, str
             # Holding the lock, no one else is converting: any staging folder left is from a killed process.
             for stale in target.parent.glob(f".{spec.name}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-            model, tokenizer = _from_pretrained(spec.name, str(gguf.parent), gguf_file=gguf.name)
-            _drop_quantizer(model)
-            staging = target.parent / f".{spec.name}.tmp-{os.getpid()}"
-            try:
-                _save_converted(spec, gguf, model, tokenizer, staging)
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+            with local_progress.stage(spec.name) as step:  # the notebook shows it: 20-25 s, once per user
+                step(0.05, "reading the weights from the GGUF file")
+                model, tokenizer = _from_pretrained(spec.name, str(gguf.parent), gguf_file=gguf.name)
+                _drop_quantizer(model)
+                step(0.85, "saving the converted model to the cache")
+                staging = target.parent / f".{spec.name}.tmp-{os.getpid()}"
+                try:
+                    _save_converted(spec, gguf, model, tokenizer, staging)
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.replace(staging, target)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
             return model, tokenizer, "package", str(gguf)
     except Timeout:
         raise ModelError(
