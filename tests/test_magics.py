@@ -454,6 +454,8 @@ def test_spend_by_tag(ip):
     assert frame.loc["support", "cost_usd"] > 0
     assert ip.run_line_magic("llm", "spend").loc["fake/echo", "calls"] == 3
     assert_one_red_line(run(ip, "%llm spend per project"), "ConfigError", "by TAG")
+    said = run(ip, "%llm spend").captured.stdout  # issue 12 item 9: it says what it counts
+    assert "every call recorded in" in said and "the status bar counts this kernel only" in said
 
 
 def test_models_alias_route_config_budget(ip, capsys):

@@ -30,7 +30,8 @@ export interface IStatus {
 const OUTPUT_TYPES = new Set(['display_data', 'update_display_data', 'execute_result']);
 
 export function statusText(status: IStatus): string {
-  let text = `LLM ${formatUsd(status.cost_usd)} · ${formatCount(status.calls, 'call')}`;
+  // "this kernel": `%llm spend` counts every notebook sharing the home; this item only the current kernel
+  let text = `this kernel: LLM ${formatUsd(status.cost_usd)} · ${formatCount(status.calls, 'call')}`;
   if (status.budget) {
     const scope = status.budget.scope === 'global' ? '' : ` (${status.budget.scope})`;
     text += ` · budget ${formatUsd(status.budget.spent_usd)} of ${formatUsd(status.budget.usd)}${scope}`;
@@ -92,7 +93,11 @@ export class SpendStatus extends Widget {
   }
 
   private onStatus(_: ISessionContext, status: Kernel.Status): void {
-    if (status === 'idle') {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'dead' || status === 'unknown') {
+      // a restarted kernel has counted nothing yet (and may not load Workbench at all): ask again when idle
+      this.render(null);
+      this.dirty = true;
+    } else if (status === 'idle') {
       this.askWhenIdle();
     }
   }
@@ -131,7 +136,7 @@ export class SpendStatus extends Widget {
     const over = status.budget ? status.budget.left_usd <= 0 : false;
     this.node.replaceChildren(el('span', 'wb-spend-text', statusText(status)));
     this.node.title =
-      `Workbench: this kernel's LLM calls and their cost` +
+      `Workbench: this kernel's LLM calls and their cost since it started (%llm spend: every notebook sharing the home)` +
       (status.unpriced ? ` (${status.unpriced} with no known price)` : '') +
       (status.budget ? `; budget ${status.budget.scope}: ${formatUsd(status.budget.left_usd)} left` : '');
     this.node.classList.toggle('wb-over-budget', over);

@@ -245,3 +245,20 @@ def test_the_footers_trace_id_opens_the_trace_with_a_click(notebook: Notebook) -
     link.click()  # again: the same cell runs again, no second one
     notebook.page.wait_for_timeout(1000)
     expect(notebook.panel.locator(".jp-Notebook .jp-Cell")).to_have_count(count + 1)
+
+
+# 9 -------------------------------------------------------------------------------------------------
+def test_the_status_bar_says_it_counts_this_kernel_and_clears_when_the_kernel_restarts(notebook: Notebook) -> None:
+    # last in the module: it restarts the kernel
+    page = notebook.page
+    item = page.locator('.wb-spend-status[data-wb-status="shown"]')
+    item.wait_for()
+    assert item.inner_text().startswith("this kernel: LLM $"), item.inner_text()
+    assert "every notebook sharing the home" in item.get_attribute("title")
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Restart Kernel\W*$")).click()
+    page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.locator('.wb-spend-status[data-wb-status="hidden"]').wait_for(state="attached", timeout=30_000)
+    notebook.wait_idle()
+    page.wait_for_timeout(1000)  # asked again once idle: a fresh kernel without Workbench stays hidden
+    assert page.locator('.wb-spend-status[data-wb-status="shown"]').count() == 0

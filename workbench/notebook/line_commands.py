@@ -85,11 +85,12 @@ def _route(magics: LLMMagics, args: list[str]) -> None:
 def _spend(magics: LLMMagics, args: list[str]) -> pd.DataFrame:
     import workbench
 
-    if not args:
-        return workbench.spend()
-    if len(args) == 2 and args[0] == "by":
-        return workbench.spend(by=args[1])
-    raise ConfigError(f"%llm spend {' '.join(args)!r}: write %llm spend, or %llm spend by TAG (e.g. by project)")
+    if args and not (len(args) == 2 and args[0] == "by"):
+        raise ConfigError(f"%llm spend {' '.join(args)!r}: write %llm spend, or %llm spend by TAG (e.g. by project)")
+    # the status bar counts this kernel; this counts the home's ledger: say so, or the two seem to disagree
+    print(f"spend of every call recorded in {workbench.settings().home} (all notebooks and processes sharing it; "
+          "the status bar counts this kernel only)")
+    return workbench.spend(by=args[1]) if args else workbench.spend()
 
 
 def _history(magics: LLMMagics, args: list[str]) -> pd.DataFrame:
