@@ -90,12 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from workbench.errors import WorkbenchError
+    from workbench.gateway.secrets import redact
 
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except WorkbenchError as exc:
-        print(f"workbench {args.command}: {exc}", file=sys.stderr)
+        print(f"workbench {args.command}: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.scoring import ScoreInput, as_scorer
+from workbench.gateway.secrets import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,5 +184,5 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         client.set_terminated(run_id, "FINISHED")
         return run_id
     except Exception as exc:  # the numbers are returned either way
-        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", UserWarning, stacklevel=3)
+        warnings.warn(f"calibration not logged to MLflow: {redact(str(exc))[:300]}", UserWarning, stacklevel=3)
         return None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.gateway.secrets import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,7 +160,7 @@ class EvalResult:
             if "not found" in str(exc).lower() or "No such file" in str(exc) or "RESOURCE_DOES_NOT_EXIST" in str(exc):
                 raise WorkbenchError(f"run {run_id!r} is not a workbench evaluation (no {TABLE_ARTIFACT}): pass "
                                      "the run_id of an EvalResult") from None
-            raise StoreError(f"reading evaluation run {run_id!r} failed: {str(exc)[:300]}") from exc
+            raise StoreError(f"reading evaluation run {run_id!r} failed: {redact(str(exc))[:300]}") from exc
         for scorer in meta["scorers"]:
             table[scorer] = pd.to_numeric(table[scorer], errors="coerce")
         return cls(table, meta["models"], meta["scorers"], meta["dataset"], meta["digest"], run_id,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.gateway.response import Attempt, Response
+from workbench.gateway.secrets import redact
 
 __all__ = ["CallRecord", "add_observer", "remove_observer", "notify"]
 
@@ -59,7 +60,7 @@ def notify(record: CallRecord) -> str | None:
         except Exception as exc:  # an observer must never break a call
             if id(observer) not in _broken:
                 _broken.add(id(observer))
-                warnings.warn(f"call observer {observer!r} failed: {exc} (later failures of it are not reported)", stacklevel=2)
+                warnings.warn(f"call observer {observer!r} failed: {redact(str(exc))} (later failures of it are not reported)", stacklevel=2)
             continue
         if trace_id is None and result:
             trace_id = result

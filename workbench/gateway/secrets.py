@@ -24,7 +24,9 @@ _KEY_PATTERNS = [
     re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"),  # Google
     re.compile(r"\b(?:gsk|xai|hf|pplx|r8)_[A-Za-z0-9]{16,}"),  # Groq, xAI, Hugging Face, Perplexity, Replicate
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{12,}"),
-    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)"),  # user:password@ in URLs (tracking URIs, proxies)
+    re.compile(r"(://[^/\s:@]*:)[^@\s/]+(@)"),  # user:password@ in URLs (tracking URIs, proxies)
+    # ?password=... in a URI's query (database URLs, presigned links); group 1 keeps the name
+    re.compile(r"(?i)([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|secret|sig|signature)=)[^&\s#'\"]+"),
 ]
 MASK = "***"
 _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.gateway.secrets import redact
+
 if TYPE_CHECKING:
     from workbench.gateway.response import Response
 
@@ -74,14 +76,15 @@ def footer_text(response: Response) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
+    # every error a cell shows is redacted once more here: a message may quote a tracking URI or a key
+    return f"{type(exc).__name__}: " + " ".join(redact(str(exc)).split())
 
 
 def error_bundle(exc: BaseException) -> tuple[dict[str, str], dict[str, Any]]:
     """A WorkbenchError as one red line (no traceback)."""
     line = _one_line(exc)
     data = {"text/plain": line, "text/html": f'<div class="wb-error" style="{_ERROR_STYLE}">{html.escape(line)}</div>'}
-    return data, {"workbench": {"error": type(exc).__name__, "message": str(exc)}}
+    return data, {"workbench": {"error": type(exc).__name__, "message": redact(str(exc))}}
 
 
 def _pre(text: str, language: str = "") -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.errors import StoreError, WorkbenchError
+from workbench.gateway.secrets import redact
 from workbench.tracing import exporter, memory
 from workbench.tracing.bundle import MIME_TYPE, build_bundle
 from workbench.tracing.records import TraceRecord, now_ns
@@ -48,7 +49,7 @@ def get_trace(trace_id: str | None = None) -> TraceRecord:
         if "not found" in text.lower() or "does not exist" in text.lower() or "RESOURCE_DOES_NOT_EXIST" in text:
             raise WorkbenchError(f"no trace {trace_id!r} in {opened.uri.split('@')[-1]}: check the id "
                                  "(Response.trace_id, or the MLflow UI's Traces tab)") from None
-        raise StoreError(f"reading trace {trace_id!r} failed: {text[:300]}") from exc
+        raise StoreError(f"reading trace {trace_id!r} failed: {redact(text)[:300]}") from exc
     return from_mlflow(stored)
 
 
