@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.gateway.secrets import redact
+from workbench.notebook.markdown import markdown_html
 
 if TYPE_CHECKING:
     from workbench.gateway.response import Response
 
-__all__ = ["Column", "render", "error_bundle", "footer_text", "markdown_html", "LiveDisplay", "UPDATE_INTERVAL_S"]
+__all__ = ["Column", "render", "error_bundle", "footer_text", "markdown_html", "LiveDisplay", "UPDATE_INTERVAL_S",
+           "SHOW_MAX_CHARS", "MARKDOWN_MAX_CHARS"]
 
+SHOW_MAX_CHARS = 100_000  # what a cell shows of one answer (the notebook keeps it twice: HTML and plain text)
+MARKDOWN_MAX_CHARS = 20_000  # longer answers are shown as text: Markdown parsing is superlinear on degenerate input
 UPDATE_INTERVAL_S = 0.15  # a display update costs a message to the frontend: at most ~7 a second
 _ERROR_STYLE = "color:#c62828;font-family:var(--jp-code-font-family,monospace);white-space:pre-wrap"
 _FOOTER_STYLE = "color:#757575;font-size:0.85em;margin-top:0.4em"
-_markdown: Any = None
 
 
 @dataclass
@@ -37,17 +40,6 @@ class Column:
     error: BaseException | None = None
     value: Any = None  # -f json: the parsed value; -f code: the code
     language: str = ""  # -f code: the fence's language
-
-
-def markdown_html(text: str) -> str:
-    """Markdown to HTML with raw HTML disabled: `<script>` in an answer arrives as text."""
-    global _markdown
-    if _markdown is None:
-        from markdown_it import MarkdownIt
-
-        # breaks: chat models end lines where they mean a line break
-        _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
-    return _markdown.render(text)
 
 
 def _latency(ms: float) -> str:
@@ -92,28 +84,46 @@ def _pre(text: str, language: str = "") -> str:
     return f"<pre><code{cls}>{html.escape(text)}</code></pre>"
 
 
+def _capped(text: str, limit: int) -> tuple[str, str]:
+    """(what to show, a note when cut): a cell shows a bounded answer; the whole one stays in `_llm.text`."""
+    if len(text) <= limit:
+        return text, ""
+    return text[:limit], (f"… showing the first {limit:,} of {len(text):,} characters; "
+                          "the whole answer is in _llm.text")
+
+
+def _note_html(note: str) -> str:
+    return f'<div class="wb-truncated" style="{_FOOTER_STYLE}">{html.escape(note)}</div>' if note else ""
+
+
 def _body(column: Column, fmt: str) -> tuple[str, str]:
-    """(html, plain) for the answer part of a column."""
+    """(html, plain) for the answer part of a column, capped (SHOW_MAX_CHARS) so a huge answer cannot bloat
+    the notebook or stall the browser; Markdown is rendered only up to MARKDOWN_MAX_CHARS (its parser is
+    superlinear on degenerate input, and a stream re-renders on every update)."""
     if column.state in ("waiting", "asking"):
         note = f"{column.state} for {column.model}..." if column.state == "waiting" else f"asking {column.model}..."
         return f'<div style="{_FOOTER_STYLE}">{html.escape(note)}</div>', note
     if column.state == "error" and column.error is not None:
         line = _one_line(column.error)
         return f'<div class="wb-error" style="{_ERROR_STYLE}">{html.escape(line)}</div>', line
-    text = column.text
+    text, note = _capped(column.text, SHOW_MAX_CHARS)
+    plain = f"{text}\n{note}" if note else text
     if column.state == "done":
         if fmt == "json":
-            pretty = json.dumps(column.value, indent=2, ensure_ascii=False)
-            return _pre(pretty, "json"), pretty
+            pretty, note = _capped(json.dumps(column.value, indent=2, ensure_ascii=False), SHOW_MAX_CHARS)
+            return _pre(pretty, "json") + _note_html(note), f"{pretty}\n{note}" if note else pretty
         if fmt == "code":
-            return _pre(column.value, column.language), column.value
+            code, note = _capped(column.value, SHOW_MAX_CHARS)
+            return _pre(code, column.language) + _note_html(note), f"{code}\n{note}" if note else code
         if fmt == "text":
-            return _pre(text), text
-        if fmt == "html":
-            return text, text  # -f html: the user's explicit opt-in to the model's own markup
-    if fmt == "markdown":
-        return markdown_html(text), text
-    return _pre(text), text  # partial json/code/html: shown as plain text until it is whole
+            return _pre(text) + _note_html(note), plain
+        if fmt == "html" and not note:
+            return text, text  # -f html: the user's explicit opt-in to the model's own markup (cut markup: text)
+    if fmt == "markdown" and len(column.text) <= MARKDOWN_MAX_CHARS:
+        return markdown_html(text), plain
+    if fmt == "markdown" and not note:
+        note = f"{len(column.text):,} characters: too long to render as Markdown, shown as text"
+    return _pre(text) + _note_html(note), plain  # partial json/code/html: plain text until it is whole
 
 
 def _footer(column: Column) -> str:
