@@ -5,6 +5,7 @@ datasets, and an `api_key=` passed to one call."""
 from __future__ import annotations
 
 import http.server
+import json
 import socketserver
 import threading
 import warnings
@@ -93,3 +94,60 @@ def test_a_cells_error_line_is_redacted_even_when_the_message_was_not():
     data, meta = error_bundle(WorkbenchError(f"cannot reach http://alice:{PASSWORD}@host:5000/"))
     assert PASSWORD not in data["text/plain"] and PASSWORD not in data["text/html"]
     assert PASSWORD not in meta["workbench"]["message"]
+
+
+# -- item 16: keys typed into prompts are scrubbed wherever we store ------------------------------------------------
+
+KEY = "zq-Kx81-verysecretvalue-0042"
+
+
+def _files_holding(folder, needle: str) -> list[str]:
+    """Every file under `folder` whose bytes contain `needle` (sqlite pages and WAL files included)."""
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes())
+
+
+@pytest.fixture
+def key_in_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACME_SERVICE_API_KEY", KEY)
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")
+    from workbench import config
+
+    config.reset_settings()
+    return KEY
+
+
+def test_a_key_typed_into_prompts_reaches_no_journal_export_cache_or_store(key_in_environment, workbench_home,
+                                                                           tmp_path):
+    liked = workbench.complete(f"Call the API with {KEY} please", "fake/echo")  # echo: the answer holds it too
+    workbench.feedback(liked, stars=5, comment=f"worked with {KEY}")
+    corrected = workbench.complete(f"What is my key? It is {KEY}", "fake/echo")
+    workbench.feedback(corrected, thumbs=False, correction=f"Your key is {KEY}.")
+    again = workbench.complete(f"Call the API with {KEY} please", "fake/echo")
+    assert again.cache_hit  # the key is still a digest of the real question
+    other = workbench.complete("Call the API with zq-another-key-9999 please", "fake/echo")
+    assert not other.cache_hit  # ... which still tells questions apart
+
+    exports = tmp_path / "exports"
+    sft = workbench.training_data.sft(min_stars=4, path=exports / "sft.jsonl")
+    prefs = workbench.training_data.preferences(path=exports / "dpo.jsonl")
+    assert len(sft) == 2 and len(prefs) == 1
+    assert KEY not in sft.to_json() and KEY not in prefs.to_json()
+    workbench.tracing.flush()
+    assert (workbench_home / "signals.sqlite").exists() and (exports / "sft.jsonl").exists()
+    assert _files_holding(workbench_home, KEY) == []
+    assert _files_holding(exports, KEY) == []
+    assert _files_holding(tmp_path / "mlflow", KEY) == []
+
+
+def test_a_key_in_golden_rows_reaches_no_store_or_file(key_in_environment, workbench_home, tmp_path):
+    golden = workbench.golden("secrets-test")
+    golden.add(f"Use {KEY} to log in", expected=f"logged in with {KEY}", notes=f"key {KEY}")
+    golden.extend([{"input": [{"role": "user", "content": f"my key: {KEY}"}], "expected": "ok"}])
+    assert all(KEY not in json.dumps(row.to_dict()) for row in golden.rows)
+    golden.to_jsonl(tmp_path / "golden.jsonl")
+    golden.save()
+    assert len(golden) == 2
+    assert _files_holding(workbench_home, KEY) == []
+    assert KEY not in (tmp_path / "golden.jsonl").read_text(encoding="utf-8")
+    assert _files_holding(tmp_path / "mlflow", KEY) == []

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.gateway.scrub import scrub_text, scrub_value
 
 __all__ = ["GoldenRow", "digest", "normalize_input", "normalize_tags", "parse_bool", "input_text", "row_key"]
 
@@ -83,12 +84,13 @@ class GoldenRow:
 
     def __post_init__(self) -> None:
         self.row_id = str(self.row_id) if self.row_id is not None else ""
-        self.input = normalize_input(self.input)
-        self.expected = _optional_text(self.expected)
+        # scrubbed at birth, so no store, MLflow dataset or JSONL file made from a row can hold a key
+        self.input = scrub_value(normalize_input(self.input))
+        self.expected = scrub_text(_optional_text(self.expected))
         self.verified = parse_bool(self.verified)
         self.tags = normalize_tags(self.tags)
-        self.source = _optional_text(self.source)
-        self.notes = _optional_text(self.notes)
+        self.source = scrub_text(_optional_text(self.source))
+        self.notes = scrub_text(_optional_text(self.notes))
 
     def content(self) -> dict[str, Any]:
         """What the digest covers: everything but the row id."""

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.gateway.scrub import scrub_value
 from workbench.sqlite_store import SqliteStore
 
 __all__ = ["AnswerCache", "cache_key"]
@@ -72,7 +73,8 @@ class AnswerCache:
         expires = now + ttl_s if ttl_s else None
         self.store.execute(
             "INSERT OR REPLACE INTO answers (key, value, model, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            (key, json.dumps(value, ensure_ascii=False), model, now, expires),
+            # the key is a digest; the stored answer is scrubbed (a model may echo a key typed into the prompt)
+            (key, json.dumps(scrub_value(value), ensure_ascii=False), model, now, expires),
         )
 
     def clear(self) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.gateway.scrub import scrub_text
 from workbench.gateway.secrets import redact
 from workbench.signals.journal import SignalRow, journal
 
@@ -111,6 +112,7 @@ def feedback(trace_id: Any, thumbs: bool | None = None, stars: int | None = None
     corrected answer, a comment, or that it beat other answers (`preferred_over`: Responses or trace ids)."""
     trace_id = _trace_id(trace_id)
     thumbs, stars = _check(thumbs, stars, correction, comment)
+    correction, comment = scrub_text(correction), scrub_text(comment)  # they go to MLflow and the journal
     losers = [] if preferred_over is None else [_trace_id(x) for x in (
         preferred_over if isinstance(preferred_over, list | tuple) else [preferred_over])]
     if thumbs is None and stars is None and correction is None and comment is None and not losers:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.gateway.scrub import scrub_value
 from workbench.signals.journal import SignalRow, journal
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def _write(path: str | Path, records: list[dict[str, Any]]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w", encoding="utf-8", newline="\n") as handle:
             for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                # scrubbed again here: a journal written before scrubbing existed may hold raw keys
+                handle.write(json.dumps(scrub_value(record), ensure_ascii=False) + "\n")
         tmp.replace(target)
     except OSError as exc:
         with contextlib.suppress(OSError):

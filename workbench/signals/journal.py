@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.gateway.scrub import scrub_text, scrub_value
 from workbench.sqlite_store import SqliteStore
 
 __all__ = ["SignalRow", "journal", "Journal"]
@@ -70,8 +71,10 @@ class Journal:
             conn.executemany(
                 "INSERT INTO signals (created_at, trace_id, kind, value, messages, output, model, other_trace_id,"
                 " other_output, assessment_id, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(now, r.trace_id, r.kind, json.dumps(r.value), json.dumps(r.messages, ensure_ascii=False), r.output,
-                  r.model, r.other_trace_id, r.other_output, r.assessment_id, r.source) for r in rows])
+                # the journal feeds training exports meant for sharing: no key typed into a prompt is kept
+                [(now, r.trace_id, r.kind, json.dumps(scrub_value(r.value)),
+                  json.dumps(scrub_value(r.messages), ensure_ascii=False), scrub_text(r.output), r.model,
+                  r.other_trace_id, scrub_text(r.other_output), r.assessment_id, r.source) for r in rows])
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
