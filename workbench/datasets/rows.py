@@ -64,6 +64,18 @@ def parse_bool(value: Any, what: str = "verified") -> bool:
     raise ConfigError(f"{what}={value!r} is not yes or no: use true/false, 1/0 or yes/no")
 
 
+def _check_encodable(content: dict[str, Any]) -> None:
+    """A lone surrogate (a file name from a non-UTF-8 folder, a '\\ud800' escape in JSON) cannot be stored:
+    say which field holds it here, rather than fail inside the store."""
+    for name, value in content.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start:exc.end]
+            raise ConfigError(f"{name} holds {bad!r}, half of a character (a lone surrogate) that cannot be saved; "
+                              "fix the text, e.g. value.encode('utf-8', 'replace').decode()") from None
+
+
 def _optional_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -91,6 +103,7 @@ class GoldenRow:
         self.tags = normalize_tags(self.tags)
         self.source = scrub_text(_optional_text(self.source))
         self.notes = scrub_text(_optional_text(self.notes))
+        _check_encodable(self.content())
 
     def content(self) -> dict[str, Any]:
         """What the digest covers: everything but the row id."""
