@@ -151,3 +151,62 @@ def test_a_key_in_golden_rows_reaches_no_store_or_file(key_in_environment, workb
     assert _files_holding(workbench_home, KEY) == []
     assert KEY not in (tmp_path / "golden.jsonl").read_text(encoding="utf-8")
     assert _files_holding(tmp_path / "mlflow", KEY) == []
+
+
+# -- item 14: an api_key= passed to one call ------------------------------------------------------------------------
+
+CALL_KEY = "wbk-live-Q7x9Lm2Pz4Rt8Vn3Kd5"
+
+
+class _Quoting401(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible server that refuses the key and quotes it back, as OpenAI's own 401 does."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}. You can find your API key at "
+                                                "https://example.invalid/keys.", "type": "invalid_request_error",
+                                     "code": "invalid_api_key"}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def quoting_provider(monkeypatch, tmp_path):
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Quoting401)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    monkeypatch.setenv("WORKBENCH_TRACING", "on")
+    from workbench import config
+
+    config.reset_settings()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_api_key_passed_to_a_call_is_accepted_and_never_shown_or_stored(quoting_provider, workbench_home, tmp_path):
+    from workbench.errors import MissingKeyError, ProviderError
+    from workbench.notebook.display import error_bundle
+
+    with pytest.raises(ProviderError) as caught:  # not MissingKeyError: the key was given, the provider refused it
+        workbench.complete("hello", "openai/gpt-4o-mini", api_key=CALL_KEY, api_base=quoting_provider,
+                           cache=False)
+    assert not isinstance(caught.value, MissingKeyError)
+    assert "Incorrect API key provided" in str(caught.value)  # the provider's words are kept ...
+    assert CALL_KEY not in str(caught.value)  # ... without the key
+    assert all(CALL_KEY not in a.message for a in caught.value.attempts)
+    data, meta = error_bundle(caught.value)
+    assert CALL_KEY not in json.dumps(data) + json.dumps(meta)
+    workbench.tracing.flush()
+    assert (tmp_path / "mlflow" / "mlflow.db").exists()
+    assert _files_holding(workbench_home, CALL_KEY) == []
+    assert _files_holding(tmp_path / "mlflow", CALL_KEY) == []

@@ -9,7 +9,7 @@ from typing import Any
 from workbench.errors import ConfigError
 from workbench.gateway import models
 from workbench.gateway.cache import cache_key
-from workbench.gateway.secrets import scrub_params
+from workbench.gateway.secrets import remember_credentials, scrub_params
 
 __all__ = ["PreparedCall", "prepare", "build_messages", "check_params"]
 
@@ -126,6 +126,7 @@ def prepare(
     chain = [(models.validate_model(name), models.resolve(name.strip())) for name in names]
     messages = build_messages(prompt_or_messages, system)
     check_params(params)
+    remember_credentials(params)  # before anything can fail and quote them
     clean_tags = _apply_pick(chain, _check_tags(tags))
     if not isinstance(cache, bool):  # cache='no' would be truthy
         raise ConfigError(f"cache={cache!r} must be True or False, e.g. cache=False to skip the cache")

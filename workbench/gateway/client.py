@@ -88,7 +88,8 @@ def _invoke(target: str | models.Route, call: PreparedCall, *, stream: bool) -> 
         result = target.router().completion(model=target.name, **kwargs)
         hidden = getattr(result, "_hidden_params", None) or {}
         return result, hidden.get("model_id") or hidden.get("litellm_model_name") or target.name
-    _check_key(target)
+    if not call.params.get("api_key"):  # a key passed to the call needs no environment variable
+        _check_key(target)
     price = prices.own_price(target)
     if price is not None:  # tell litellm the price, or it searches its price list for every call
         kwargs.setdefault("input_cost_per_token", price.input_per_1m / 1_000_000)

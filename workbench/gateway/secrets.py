@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["secret_values", "redact", "is_secret_name", "scrub_params", "key_variables_set"]
+__all__ = ["secret_values", "redact", "is_secret_name", "scrub_params", "key_variables_set", "remember_secret",
+           "remember_credentials"]
 
 # Whole underscore-separated words only: HF_TOKEN and OPENAI_API_KEY are secrets, max_tokens is not.
 _SECRET_NAME = re.compile(
@@ -32,13 +34,48 @@ MASK = "***"
 _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 
 
+# Credentials passed to a call (api_key=...), not read from the environment. They stay in the redaction set for
+# the rest of the process, not only the call: the call's trace is exported later, on another thread.
+_remembered: dict[str, None] = {}
+_REMEMBER_MAX = 256
+_remember_lock = threading.Lock()
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
+
+
 def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
+
+
+def remember_secret(value: Any) -> None:
+    """Add one credential to the redaction set (short values would mask ordinary words: ignored)."""
+    if not isinstance(value, str) or len(value.strip()) < _MIN_SECRET_LEN:
+        return
+    with _remember_lock:
+        _remembered[value.strip()] = None
+        while len(_remembered) > _REMEMBER_MAX:
+            del _remembered[next(iter(_remembered))]
+
+
+def remember_credentials(params: Mapping[str, Any]) -> None:
+    """Every credential among a call's parameters joins the redaction set: api_key=, *_secret_access_key=,
+    and Authorization-like headers (with and without their 'Bearer ')."""
+    for name, value in params.items():
+        if is_secret_name(str(name)):
+            remember_secret(value)
+        elif name in ("extra_headers", "headers") and isinstance(value, Mapping):
+            for header, text in value.items():
+                if str(header).lower() in _SECRET_HEADERS or is_secret_name(str(header).replace("-", "_")):
+                    remember_secret(text)
+                    if isinstance(text, str) and " " in text.strip():
+                        remember_secret(text.strip().split(None, 1)[1])  # the token of 'Bearer <token>'
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
     values = {v for k, v in env.items() if is_secret_name(k) and v and len(v) >= _MIN_SECRET_LEN}
+    if environ is None:
+        with _remember_lock:
+            values.update(_remembered)
     return sorted(values, key=len, reverse=True)  # longest first, so a key containing another is masked whole
 
 
