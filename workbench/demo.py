@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.gateway.secrets import redact
 
 __all__ = ["run_demo", "execute_notebook", "notebooks_dir", "QUICKSTART"]
 
@@ -129,11 +130,11 @@ def run_demo() -> int:
     try:
         notebook = execute_notebook(source, output, env={"WORKBENCH_HOME": str(home)})
     except CellExecutionError as exc:
-        print(f"A cell failed; the partly executed notebook is {output}\n{exc}")
+        print(f"A cell failed; the partly executed notebook is {output}\n{redact(str(exc))}")
         return 1
     try:
         print(_summary(home, notebook, output, time.perf_counter() - started))
     except WorkbenchError as exc:
-        print(f"The notebook ran ({output}) but its ledger could not be read: {exc}")
+        print(f"The notebook ran ({output}) but its ledger could not be read: {redact(str(exc))}")
         return 1
     return 0
