@@ -37,23 +37,23 @@ _REASON_KEYS = ("rationale", "reason", "reasoning", "explanation", "justificatio
 # with an optional explicit scale: "4/5", "8 / 10", "4 out of 5".
 _NUM = r"(?<![\w.])(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)"
 _SCALE = r"(?:\s*+(?:/|out\s++of(?!\w))\s*+(\d++(?:\.\d++)?)(?![\d/]|\.\d))?"
-_NUMBER_TOKEN = re.compile(_NUM + _SCALE, re.I)
-_NUMBER_ALONE = re.compile(r"(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)" + _SCALE, re.I)
+_NUMBER_TOKEN = re.compile(_NUM + _SCALE, re.IGNORECASE)
+_NUMBER_ALONE = re.compile(r"(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)" + _SCALE, re.IGNORECASE)
 # A label and what may sit between it and its number ("Score: **4", '"score": "4', "rating of 4"). Labels are
 # found in one pass; a number is labelled when a label ends where it starts (possessive: no giving back).
-_SCORE_LABEL = re.compile(r"(?<![a-z])(?:score|rating|grade|similarity)[\"']?\s*+(?:is|of|=|:)?\s*+[\"'*]*+\s*+", re.I)
+_SCORE_LABEL = re.compile(r"(?<![a-z])(?:score|rating|grade|similarity)[\"']?\s*+(?:is|of|=|:)?\s*+[\"'*]*+\s*+", re.IGNORECASE)
 _WRAPPED_BEFORE = re.compile(r"(?:\*\*|\[\[)\s*+")
 _WRAPPED_AFTER = re.compile(r"\s*+(?:\*\*|\]\])")
 _UNLABELLED_SCALES = (5.0, 10.0, 100.0)  # "3/4 of the facts" is prose, "3/5" a score
-_NOT_A_RATIONALE = re.compile(r"(?:final|score|rating|grade|similarity|winner|verdict|answer|is|of)|[\W_]", re.I)
+_NOT_A_RATIONALE = re.compile(r"(?:final|score|rating|grade|similarity|winner|verdict|answer|is|of)|[\W_]", re.IGNORECASE)
 _CLOSING_TAIL = re.compile(r"[\s*_`.!)\]}\"']*+")
 
 _CHOICE_TOKEN = re.compile(r"(?<![\w'])(A|B|[Tt][Ii][Ee])(?![\w'])")
 _CHOICE_LABEL = re.compile(
     r"(?<![a-z])(?:winner|better|best|choice|verdict|prefer(?:red|ence)?|answer\s*+(?:is|:|=)|pick)\s*+(?:is|:|=)?"
-    r"\s*+[\"'*(\[]*+\s*+(?:(?:answer|response|assistant)\s*+)?[\"'*(\[]*+\s*+", re.I)
-_CHOICE_AFTER = re.compile(r"[\"'*)\]]*+\s++is\s++(?:the\s++)?(?:better|best|preferred|winner)", re.I)
-_CHOICE_ALONE = re.compile(r"[\s*_`.!()\[\]\"']*+(A|B|tie)[\s*_`.!()\[\]\"']*+", re.I)
+    r"\s*+[\"'*(\[]*+\s*+(?:(?:answer|response|assistant)\s*+)?[\"'*(\[]*+\s*+", re.IGNORECASE)
+_CHOICE_AFTER = re.compile(r"[\"'*)\]]*+\s++is\s++(?:the\s++)?(?:better|best|preferred|winner)", re.IGNORECASE)
+_CHOICE_ALONE = re.compile(r"[\s*_`.!()\[\]\"']*+(A|B|tie)[\s*_`.!()\[\]\"']*+", re.IGNORECASE)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["markdown_html"]
 
-_INLINE_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);", re.I)
+_INLINE_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);", re.IGNORECASE)
 _renderer: Any = None
 
 
