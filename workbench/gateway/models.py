@@ -79,8 +79,9 @@ def route(name: str, weights: dict[str, float]) -> Route:
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
             raise ConfigError(f"route {name!r}: weight {weight!r} for {model!r} must be a finite number >= 0")
         target = resolve_alias(model)
-        if target in _routes:
-            raise ConfigError(f"route {name!r}: {model!r} is itself a route; list its models instead")
+        if isinstance(resolve(target), Route):
+            raise ConfigError(f"route {name!r}: {model!r} is itself a route or endpoint; list model strings instead "
+                              "(several entries with one model_name in the endpoints file make an endpoint route)")
         validate_model(target)
         clean[target] = clean.get(target, 0.0) + float(weight)
     if sum(clean.values()) <= 0:
@@ -126,10 +127,15 @@ def resolve_alias(model: str) -> str:
 
 
 def resolve(model: str) -> str | Route:
-    """An alias becomes its model string; a route name becomes its Route."""
+    """An alias becomes its model string; a route name becomes its Route; an endpoint of the endpoints file
+    becomes its route (routes and aliases made in this session win over the file)."""
     target = resolve_alias(model)
     with _lock:
         found = _routes.get(target)
+    if found is None:
+        from workbench.gateway import endpoint_registry  # imports this module: a cycle at import time
+
+        found = endpoint_registry.lookup(target)
     return found if found is not None else target
 
 
@@ -154,8 +160,12 @@ def validate_model(model: object) -> str:
     try:
         litellm.get_llm_provider(target)
     except Exception:
+        from workbench.gateway import endpoint_registry
+
+        broken = endpoint_registry.problem()
         raise ModelError(
             f"unknown model {target!r}: write it as provider/model (openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
             f"ollama/llama3, fake/echo, local/smollm2) or define it with workbench.alias({target!r}, ...)"
+            + (f" (the endpoints file did not load: {broken})" if broken else "")
         ) from None
     return model

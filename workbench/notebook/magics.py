@@ -47,7 +47,8 @@ Flags:
 """ + flags_help() + """
 Line forms:
 
-    %llm models                      default model, aliases and routes
+    %llm models                      default model, aliases, routes and endpoints (where each points)
+    %llm endpoints [reload]          the endpoints file's entries, or reread the file
     %llm config [key=value ...]      show or change settings (default_model, max_retries, ...)
     %llm alias [NAME=MODEL]          list aliases or define one
     %llm route NAME MODEL=W ...      split calls between models by weight
