@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import workbench as wb
-from workbench.errors import ConfigError, MissingKeyError, ModelError, ProviderError
 from workbench import tracing
+from workbench.errors import ConfigError, MissingKeyError, ModelError, ProviderError
 from workbench.gateway import endpoint_registry, stores
 from workbench.secrets import redact
 
@@ -177,7 +177,8 @@ def test_the_file_is_found_in_env_then_project_then_home(tmp_path, monkeypatch, 
          "rpm='many'"),
         ("model_list:\n  - model_name: a\n    litellm_params:\n      model: nosuchprovider/x\n", 4,
          "no provider for model 'nosuchprovider/x'"),
-        ("model_list:\n  - model_name: a\n    litellm_params: {model: fake/echo}\n    tpm: 3\n", 4, "unknown key 'tpm'"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: fake/echo}\n    tpm: 3\n", 4,
+         "unknown key 'tpm'"),
         ("model_list:\n  - model_name: a\n    litellm_params: {model: fake/echo}\n"
          "router_settings:\n  fallbacks: [{zzz: [a]}]\n", 5, "no model_list entry is named 'zzz'"),
         ("model_list:\n  - model_name: a\n    model_name: b\n", 3, "appears twice"),
@@ -326,7 +327,8 @@ def test_api_base_does_not_change_an_endpoints_cache_key_but_does_a_model_string
     monkeypatch.setenv("MYGW_KEY", KEY)
     _wire_file(endpoints_file, wire)
     first = wb.complete("same question", "gw")
-    again = wb.complete("same question", "gw", api_base=wire.base.replace("127.0.0.1", "localhost"), api_key="other-key-1")
+    elsewhere = wire.base.replace("127.0.0.1", "localhost")
+    again = wb.complete("same question", "gw", api_base=elsewhere, api_key="other-key-1")
     assert not first.cache_hit and again.cache_hit and len(wire.requests) == 1
     a = wb.complete("same question", "openai/served-model", api_base=wire.base)
     b = wb.complete("same question", "openai/served-model", api_base=wire.base.replace("127.0.0.1", "localhost"))

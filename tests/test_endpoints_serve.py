@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-import workbench as wb
 from workbench import tracing
 from workbench.gateway import endpoint_registry
 

@@ -58,7 +58,8 @@ def _context() -> tuple[str, str, str]:
 
 def _install(found: EndpointsFile | None) -> None:
     _state.file = found
-    _state.routes = {} if found is None else {name: from_deployments(name, group) for name, group in found.endpoints.items()}
+    groups = {} if found is None else found.endpoints
+    _state.routes = {name: from_deployments(name, group) for name, group in groups.items()}
 
 
 def _load(*, keep_previous: bool) -> None:
@@ -82,13 +83,14 @@ def _ensure() -> None:
     with _state.lock:
         if _state.context == context:
             return
-        _state.context = context
         try:
             _load(keep_previous=False)
         except ConfigError as exc:
             if str(exc) not in _state.warned:  # once per problem, not per call
                 _state.warned.add(str(exc))
                 warnings.warn(f"endpoints not loaded: {exc}", stacklevel=4)
+        finally:  # set last: another thread's unlocked check above must not see a half-loaded file
+            _state.context = context
 
 
 def lookup(name: str) -> EndpointRoute | None:
@@ -135,7 +137,7 @@ def _price_text(group: tuple[Any, ...]) -> str:
 def list_endpoints() -> list[EndpointInfo]:
     """Every endpoint of the file, one row per deployment."""
     _ensure()
-    rows = []
+    rows: list[EndpointInfo] = []
     if _state.file is None:
         return rows
     for name, group in _state.file.endpoints.items():
@@ -144,7 +146,8 @@ def list_endpoints() -> list[EndpointInfo]:
             rows.append(EndpointInfo(
                 name=name, label=deployment.label, model=deployment.model, where=deployment.where,
                 key=f"${deployment.api_key_env}" if deployment.api_key_env else "none",
-                price=price, fallbacks=_state.file.fallbacks.get(name, ()), file=deployment.source, line=deployment.line,
+                price=price, fallbacks=_state.file.fallbacks.get(name, ()), file=deployment.source,
+                line=deployment.line,
             ))
     return rows
 

@@ -122,7 +122,8 @@ def _key_for(deployment: Deployment, api_base: str | None, overrides: dict[str, 
         if not key:
             raise MissingKeyError(
                 f"endpoint {deployment.name!r} needs {deployment.api_key_env} (its api_key: "
-                f"os.environ/{deployment.api_key_env} in {deployment.source}): set it in the environment or a .env file",
+                f"os.environ/{deployment.api_key_env} in {deployment.source}): set it in the environment or a "
+                ".env file",
                 variables=(deployment.api_key_env,),
             )
         return key
@@ -154,15 +155,15 @@ def _litellm_params(deployment: Deployment, overrides: dict[str, Any]) -> dict[s
         if isinstance(value, dict):
             value = {k: _from_env(deployment, f"{key}.{k}", v) for k, v in value.items()}
         params[key] = _from_env(deployment, key, value)
-    api_base = overrides.get("api_base") or _from_env(deployment, "api_base", deployment.api_base)
+    api_base: Any = overrides.get("api_base") or _from_env(deployment, "api_base", deployment.api_base)
     if api_base:
         params["api_base"] = api_base
-    key = _key_for(deployment, api_base, overrides)
-    if key is None:
+    api_key = _key_for(deployment, api_base, overrides)
+    if api_key is None:
         _check_provider_key(deployment)
     else:
-        remember_secret(key)
-        params["api_key"] = key
+        remember_secret(api_key)
+        params["api_key"] = api_key
     for name in ("extra_headers", "headers"):
         if overrides.get(name):
             params[name] = {**(params.get(name) or {}), **overrides[name]}
@@ -175,12 +176,13 @@ def _auth_failure(route: EndpointRoute, exc: Exception) -> ProviderError:
 
     status = getattr(exc, "status_code", None)
     detail = classify(exc).message
-    where = ", ".join(sorted({d.where for d in route.deployments}))
+    where = route.overrides.get("api_base") or ", ".join(sorted({d.where for d in route.deployments}))
     variables = sorted({d.api_key_env for d in route.deployments if d.api_key_env})
     if route.overrides.get("api_key"):
         fix = "the api_key= passed to this call was refused: pass a key this server accepts"
     elif variables:
-        fix = f"set {' or '.join(variables)} to a key this server accepts (the entry's api_key: os.environ/{variables[0]})"
+        fix = (f"set {' or '.join(variables)} to a key this server accepts "
+               f"(the entry's api_key: os.environ/{variables[0]})")
     elif any(d.api_base for d in route.deployments):
         fix = (f"this server wants a key: add api_key: os.environ/NAME to the {route.name!r} entry of "
                f"{route.deployments[0].source or 'your endpoints file'} and export NAME (or pass api_key=)")

@@ -72,7 +72,7 @@ class EndpointsFile:
     fallbacks: dict[str, tuple[str, ...]]
 
 
-class _Mapping(dict):  # type: ignore[type-arg]
+class _Mapping(dict[str, Any]):
     """A YAML mapping that remembers its line and the line of each key (1-based)."""
 
     line: int = 0
@@ -80,7 +80,7 @@ class _Mapping(dict):  # type: ignore[type-arg]
 
 
 def _loader() -> Any:
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs are not a dependency
 
     class Loader(yaml.SafeLoader):
         pass
@@ -138,7 +138,7 @@ def load(path: Path) -> EndpointsFile:
 
 
 def parse(text: str, path: Path) -> EndpointsFile:
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]  # stubs are not a dependency
 
     try:
         document = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
@@ -251,13 +251,13 @@ class _Checker:
             return value
         if key in ("rpm", "tpm", "max_retries"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise self.fail(line, f"entry {name!r} has {key}={value!r}", f"{key} is a whole number >= 0, e.g. {key}: 60")
+                raise self.fail(line, f"entry {name!r} has {key}={value!r}",
+                                f"{key} is a whole number >= 0, e.g. {key}: 60")
         elif key in ("timeout", "stream_timeout", "weight", "input_cost_per_token", "output_cost_per_token"):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0 or (
-                key.endswith("timeout") and value == 0
-            ):
-                example = {"timeout": "timeout: 30", "stream_timeout": "stream_timeout: 30", "weight": "weight: 0.5"}.get(
-                    key, f"{key}: 0.0000002 (USD per token)")
+            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or value < 0 or (key.endswith("timeout") and value == 0):
+                examples = {"timeout": "timeout: 30", "stream_timeout": "stream_timeout: 30", "weight": "weight: 0.5"}
+                example = examples.get(key, f"{key}: 0.0000002 (USD per token)")
                 raise self.fail(line, f"entry {name!r} has {key}={value!r}", f"write a number >= 0, e.g. {example}")
             return float(value) if key != "weight" else value
         return value
@@ -297,12 +297,15 @@ class _Checker:
                                     f"name one of {', '.join(sorted(endpoints)) or 'your entries'}")
                 if isinstance(targets, str):
                     targets = [targets]
-                if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t.strip() for t in targets):
+                names_ok = isinstance(targets, list) and all(isinstance(t, str) and t.strip() for t in targets)
+                if not names_ok or not targets:
                     raise self.fail(rule_line, f"fallbacks of {name!r} are {targets!r:.80}",
                                     f"list model names, e.g. {example}")
                 for target in targets:
                     if target not in endpoints and "/" not in target:
-                        raise self.fail(rule_line, f"fallback {target!r} of {name!r} is neither an entry nor provider/model",
-                                        f"name an entry ({', '.join(sorted(endpoints))}) or a model such as local/smollm2")
+                        raise self.fail(rule_line,
+                                        f"fallback {target!r} of {name!r} is neither an entry nor provider/model",
+                                        f"name an entry ({', '.join(sorted(endpoints))}) or a model such as "
+                                        "local/smollm2")
                 found[name] = tuple(t.strip() for t in targets)
         return found

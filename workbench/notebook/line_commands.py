@@ -74,6 +74,9 @@ def _endpoints(magics: LLMMagics, args: list[str]) -> pd.DataFrame | None:
     path = endpoint_registry.describe_path()
     if path is not None:
         print(f"endpoints file: {path}")
+    elif not endpoint_registry.problem():
+        print("no endpoints file: set WORKBENCH_ENDPOINTS, or write workbench.yaml in the project "
+              "or endpoints.yaml in the home folder (LiteLLM's model_list format)")
     return pd.DataFrame(rows, columns=["name", "kind", "target"]).set_index("name")
 
 
