@@ -361,3 +361,13 @@ def test_endpoint_env_references_in_other_params_are_read_at_call_time(endpoints
     monkeypatch.setenv("GW_BASE", wire.base)
     assert wb.complete("there", "gw", cache=False).text == "wire says there"
     assert os.environ["GW_BASE"] not in {e.where for e in wb.list_endpoints()}  # the file's words, not the value
+
+
+def test_doctor_names_the_endpoints_file_or_why_it_did_not_load(endpoints_file):
+    from workbench.doctor import report
+
+    path = endpoints_file(ECHO_FILE)
+    assert f"endpoints      {path} (echo, pair, down)" in report()
+    path.write_text("model_list: [\n")
+    endpoint_registry.reset()
+    assert f"endpoints      not loaded: {path}:" in report()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.gateway import models, prices
 from workbench.gateway.endpoint_routes import EndpointRoute, from_deployments
 from workbench.gateway.endpoints import EndpointsFile, find_file, load
 
@@ -126,8 +127,6 @@ def reload_endpoints() -> EndpointsFile | None:
 
 
 def _price_text(group: tuple[Any, ...]) -> str:
-    from workbench.gateway import prices
-
     found = prices.price_of(group[0].label)
     if found is None:
         return "unpriced"
@@ -182,3 +181,15 @@ def reset() -> None:
 def describe_path() -> Path | None:
     _ensure()
     return _state.file.path if _state.file is not None else None
+
+
+def _why_missing() -> str | None:
+    broken = problem()
+    return f"the endpoints file did not load: {broken}" if broken else None
+
+
+# Endpoint names resolve like routes, and what they answer is priced by their entries: registered here, so models
+# and prices import nothing of the endpoints file (gateway/__init__.py imports this module once).
+models.add_resolver(lookup, _why_missing)
+prices.add_price_rule(price_rule)
+

@@ -17,6 +17,8 @@ from typing import Any
 from workbench.errors import ConfigError, MissingKeyError, ProviderError
 from workbench.gateway import models
 from workbench.gateway.endpoints import Deployment, env_reference
+from workbench.gateway.retry import classify
+from workbench.providers import CUSTOM_PROVIDERS, register
 from workbench.secrets import remember_secret
 
 __all__ = ["EndpointRoute", "PLACEHOLDER_KEY", "CONNECTION_PARAMS", "from_deployments", "with_connection"]
@@ -133,13 +135,12 @@ def _key_for(deployment: Deployment, api_base: str | None, overrides: dict[str, 
 
 
 def _check_provider_key(deployment: Deployment) -> None:
-    from workbench.gateway.client import quiet_litellm
-    from workbench.providers import CUSTOM_PROVIDERS
-
     if deployment.model.split("/", 1)[0] in CUSTOM_PROVIDERS:
         return
+    import litellm
+
     try:
-        missing = tuple(quiet_litellm().validate_environment(deployment.model).get("missing_keys") or ())
+        missing = tuple(litellm.validate_environment(deployment.model).get("missing_keys") or ())
     except Exception:  # litellm cannot tell: let the provider answer for itself
         return
     if missing:
@@ -172,8 +173,6 @@ def _litellm_params(deployment: Deployment, overrides: dict[str, Any]) -> dict[s
 
 def _auth_failure(route: EndpointRoute, exc: Exception) -> ProviderError:
     """A 401/403: no retry helps; say which variable holds the key this server refused (or that it needs one)."""
-    from workbench.gateway.retry import classify
-
     status = getattr(exc, "status_code", None)
     detail = classify(exc).message
     where = route.overrides.get("api_base") or ", ".join(sorted({d.where for d in route.deployments}))
@@ -201,8 +200,9 @@ class _Caller:
         self.route = route
 
     def completion(self, *, model: str, **kwargs: Any) -> Any:
-        from workbench.gateway.client import quiet_litellm
+        import litellm  # the gateway set it up quietly before asking a route
 
+        register()  # an endpoint may be a new name for fake/ or local/
         route = self.route
         resolved = [(d, _litellm_params(d, route.overrides)) for d in route.deployments]
         declared = [p["timeout"] for _, p in resolved if isinstance(p.get("timeout"), int | float)]
@@ -213,7 +213,7 @@ class _Caller:
                 deployment, params = resolved[0]
                 for own in ("weight", "rpm", "tpm"):
                     params.pop(own, None)
-                result = quiet_litellm().completion(**{**params, **kwargs})
+                result = litellm.completion(**{**params, **kwargs})
                 hidden = getattr(result, "_hidden_params", None)
                 if isinstance(hidden, dict):
                     hidden["model_id"] = deployment.label

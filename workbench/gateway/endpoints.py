@@ -263,13 +263,14 @@ class _Checker:
         return value
 
     def check_provider(self, model: str, name: str, line: int) -> None:
-        from workbench.gateway.client import quiet_litellm
         from workbench.providers import CUSTOM_PROVIDERS
 
         if model.split("/", 1)[0] in CUSTOM_PROVIDERS:
             return
+        import litellm
+
         try:
-            quiet_litellm().get_llm_provider(model)
+            litellm.get_llm_provider(model)
         except Exception:
             raise self.fail(line, f"entry {name!r}: litellm knows no provider for model {model!r}",
                             "write provider/model, e.g. openai/my-model for any OpenAI-compatible server "

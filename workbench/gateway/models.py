@@ -10,11 +10,22 @@ from typing import Any
 
 from workbench.errors import ConfigError, ModelError
 
-__all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear"]
+__all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear",
+           "add_resolver"]
 
 _lock = threading.Lock()
 _aliases: dict[str, str] = {}
 _routes: dict[str, Route] = {}
+# Other sources of names (the endpoints file): (name -> Route or None, why-a-name-may-be-missing -> line or None).
+# They register themselves (gateway/endpoint_registry.py), so this module imports none of them.
+_resolvers: list[tuple[Callable[[str], Route | None], Callable[[], str | None]]] = []
+
+
+def add_resolver(lookup: Callable[[str], Route | None], explain: Callable[[], str | None] = lambda: None) -> None:
+    """Let `lookup` name routes too (asked after this session's aliases and routes); `explain()` may add a line to
+    the error for an unknown name (e.g. why the endpoints file did not load)."""
+    if all(existing is not lookup for existing, _ in _resolvers):
+        _resolvers.append((lookup, explain))
 
 
 @dataclass
@@ -132,10 +143,10 @@ def resolve(model: str) -> str | Route:
     target = resolve_alias(model)
     with _lock:
         found = _routes.get(target)
-    if found is None:
-        from workbench.gateway import endpoint_registry  # imports this module: a cycle at import time
-
-        found = endpoint_registry.lookup(target)
+    for lookup, _ in _resolvers if found is None else ():
+        found = lookup(target)
+        if found is not None:
+            break
     return found if found is not None else target
 
 
@@ -160,12 +171,10 @@ def validate_model(model: object) -> str:
     try:
         litellm.get_llm_provider(target)
     except Exception:
-        from workbench.gateway import endpoint_registry
-
-        broken = endpoint_registry.problem()
+        reasons = [line for line in (explain() for _, explain in _resolvers) if line]
         raise ModelError(
             f"unknown model {target!r}: write it as provider/model (openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
             f"ollama/llama3, fake/echo, local/smollm2) or define it with workbench.alias({target!r}, ...)"
-            + (f" (the endpoints file did not load: {broken})" if broken else "")
+            + "".join(f" ({line})" for line in reasons)
         ) from None
     return model

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from workbench.errors import ConfigError
 
-__all__ = ["format_usd", "own_price", "Price", "set_price", "price_of", "cost_of", "clear_prices"]
+__all__ = ["format_usd", "own_price", "Price", "set_price", "price_of", "cost_of", "clear_prices", "add_price_rule",
+           "PriceRule"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,16 @@ _BUILTIN_PREFIXES = {
 _lock = threading.Lock()
 _overrides: dict[str, Price] = {}
 _warned: set[str] = set()
+# What answered (an endpoint's label) -> (per-token prices from its file entry or None, names whose set_price
+# applies, model string whose litellm price applies or None: a server of one's own), or None when the rule does
+# not know the name. The endpoints file registers one (gateway/endpoint_registry.py); this module imports none.
+PriceRule = Callable[[str], "tuple[tuple[float | None, float | None] | None, tuple[str, ...], str | None] | None"]
+_rules: list[PriceRule] = []
+
+
+def add_price_rule(rule: PriceRule) -> None:
+    if rule not in _rules:
+        _rules.append(rule)
 
 
 def _check_rate(name: str, value: object, model: str) -> float:
@@ -91,9 +103,7 @@ def price_of(model: str) -> Price | None:
     found = own_price(model)
     if found is not None:
         return found
-    from workbench.gateway import endpoint_registry
-
-    rule = endpoint_registry.price_rule(model)
+    rule = next((found for found in (r(model) for r in _rules) if found is not None), None)
     if rule is not None:
         explicit, names, litellm_model = rule
         for name in names:  # set_price on the endpoint's name wins over its file entry
