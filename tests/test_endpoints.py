@@ -144,6 +144,7 @@ def test_endpoints_answer_by_name_with_file_prices_routes_and_fallbacks(endpoint
 
 
 def test_the_file_is_found_in_env_then_project_then_home(tmp_path, monkeypatch, workbench_home):
+    monkeypatch.delenv("WORKBENCH_ENDPOINTS")  # conftest turns the file off
     project = tmp_path / "project"
     (project / "sub").mkdir(parents=True)
     (project / "pyproject.toml").write_text("")
@@ -163,6 +164,8 @@ def test_the_file_is_found_in_env_then_project_then_home(tmp_path, monkeypatch, 
     monkeypatch.setenv("WORKBENCH_ENDPOINTS", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match=r"WORKBENCH_ENDPOINTS=.*nope\.yaml.* names no file"):
         wb.reload_endpoints()
+    monkeypatch.setenv("WORKBENCH_ENDPOINTS", "off")
+    assert wb.reload_endpoints() is None and wb.list_endpoints() == []
     endpoint_registry.reset()
 
 

@@ -105,10 +105,13 @@ def _loader() -> Any:
 
 
 def find_file() -> Path | None:
-    """$WORKBENCH_ENDPOINTS (which must exist), else <project>/workbench.yaml, else <home>/endpoints.yaml, else None."""
+    """$WORKBENCH_ENDPOINTS (which must exist; `off` for none), else <project>/workbench.yaml, else
+    <home>/endpoints.yaml, else None."""
     from workbench.config import find_home, settings
 
     named = os.environ.get("WORKBENCH_ENDPOINTS", "").strip()
+    if named.lower() in ("off", "none"):
+        return None
     if named:
         path = Path(named).expanduser().resolve()
         if not path.is_file():
