@@ -23,6 +23,8 @@ import pytest
 import workbench as wb
 from workbench import config, tracing
 
+pytestmark = pytest.mark.postgres  # make test-fast leaves it out: it starts PostgreSQL and an MLflow server
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "mlflow"
 

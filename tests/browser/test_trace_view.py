@@ -21,6 +21,8 @@ from playwright.sync_api import expect
 
 from lab import Lab, Notebook
 
+pytestmark = pytest.mark.browser  # make test-fast leaves it out: JupyterLab in Chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
