@@ -60,7 +60,7 @@ def test_without_the_observer_the_history_of_llm_cells_counts(ip: InteractiveShe
 
 def test_mlflow_ui_json_reports_a_url_or_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.errors import StoreError
-    from workbench.tracing import ui
+    from workbench.tracking import ui
 
     monkeypatch.setattr(ui, "start_ui", lambda: ui.UIServer("http://127.0.0.1:5001", "sqlite:///x"))
     assert json.loads(frontend.mlflow_ui_json()) == {"url": "http://127.0.0.1:5001", "store": "sqlite:///x"}

@@ -17,7 +17,7 @@ import workbench as wb
 from workbench import config, tracing
 from workbench.errors import ConfigError
 from workbench.tracing import TracingWarning, exporter, memory
-from workbench.tracing.backend import ensure_mlflow
+from workbench.tracking.backend import ensure_mlflow
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_the_mlflow_ui_starts_on_loopback_against_the_store():
     import json
     import urllib.request
 
-    from workbench.tracing.ui import start_ui
+    from workbench.tracking.ui import start_ui
 
     wb.complete("so the store has something", "fake/echo", cache=False)
     assert tracing.flush(60)

@@ -69,7 +69,7 @@ def test_calls_carry_their_variant_and_the_report_counts_them_with_feedback(trac
         wb.feedback(response, thumbs=False, stars=2)
     wb.feedback(answered["baseline"][4], thumbs=True)
     # the variant is on the trace too
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     trace = backend(current_uri()).client.get_trace(answered["candidate"][0].trace_id)
     assert trace.info.tags["variant"] == "candidate" and trace.info.tags["rollout"] == "support"

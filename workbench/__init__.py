@@ -61,11 +61,11 @@ _EXPORTS = {
     "traced": "workbench.tracing.context",
     "show_trace": "workbench.tracing.view",
     "TraceView": "workbench.tracing.view",
-    "run": "workbench.tracing.tracking",
-    "runs": "workbench.tracing.tracking",
-    "prompt": "workbench.tracing.registry",
-    "prompts": "workbench.tracing.registry",
-    "register_prompt": "workbench.tracing.registry",
+    "run": "workbench.tracking.runs",
+    "runs": "workbench.tracking.runs",
+    "prompt": "workbench.tracking.prompts",
+    "prompts": "workbench.tracking.prompts",
+    "register_prompt": "workbench.tracking.prompts",
     "golden": "workbench.datasets.golden",
     "GoldenDataset": "workbench.datasets.golden",
     "evaluate": "workbench.evals.runner",
@@ -121,8 +121,8 @@ if TYPE_CHECKING:
     from workbench.traffic.monitor import RolloutReport, rollout_report
     from workbench.traffic.routing import Rollout, rollout
     from workbench.tracing.context import span, traced
-    from workbench.tracing.registry import prompt, prompts, register_prompt
-    from workbench.tracing.tracking import run, runs
+    from workbench.tracking.prompts import prompt, prompts, register_prompt
+    from workbench.tracking.runs import run, runs
     from workbench.tracing.view import TraceView, show_trace
 
 

@@ -50,7 +50,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _mlflow(args: argparse.Namespace) -> int:
     import time
 
-    from workbench.tracing.ui import start_ui
+    from workbench.tracking.ui import start_ui
 
     server = start_ui(port=args.port, wait_s=120.0)
     print(f"MLflow UI: {server.url}  (store: {server.store})", flush=True)

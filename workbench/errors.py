@@ -11,7 +11,14 @@ as a single red line without a traceback::
     │   └── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
     ├── BudgetExceeded         the call would go over a budget; says the budget, spend, and how to raise it
     ├── StoreError             a local store (cache, ledger) cannot be opened or read
+    ├── NotFoundError          a named thing (trace, prompt, run, adapter, dataset) does not exist; also a LookupError
+    ├── DataError              input data (a dataset file, a row, a record) is malformed; names the row and the fix
     └── FineTuneError          a fine-tune's child process failed or was killed; carries the tail of its log
+
+And one root for every warning the package gives, so `warnings.filterwarnings("ignore", category=WorkbenchWarning)`
+silences them all::
+
+    WorkbenchWarning (UserWarning)
 """
 
 from __future__ import annotations
@@ -30,7 +37,10 @@ __all__ = [
     "StreamInterrupted",
     "BudgetExceeded",
     "StoreError",
+    "NotFoundError",
+    "DataError",
     "FineTuneError",
+    "WorkbenchWarning",
 ]
 
 
@@ -81,6 +91,18 @@ class BudgetExceeded(WorkbenchError):
 
 class StoreError(WorkbenchError):
     """A local sqlite store (cache, ledger) could not be opened or used."""
+
+
+class NotFoundError(WorkbenchError, LookupError):
+    """A trace, prompt, run, adapter or dataset asked for by name or id does not exist; the message says what does."""
+
+
+class DataError(WorkbenchError, ValueError):
+    """Input data is malformed (a dataset row, a file, a record); the message names where and how to fix it."""
+
+
+class WorkbenchWarning(UserWarning):
+    """Root of every warning Workbench gives (filter them all with this category)."""
 
 
 class FineTuneError(WorkbenchError):

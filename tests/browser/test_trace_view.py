@@ -77,7 +77,7 @@ display({MIME: {"version": 3, "spans": "kept elsewhere now"},
 
 READ_ASSESSMENTS = '''\
 import json
-from workbench.tracing.backend import backend, current_uri
+from workbench.tracking.backend import backend, current_uri
 from workbench.tracing import exporter
 exporter.flush()
 stored = backend(current_uri()).client.get_trace(ANSWER.trace_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError, WorkbenchWarning
 from workbench.evals.scoring import ScoreInput, as_scorer
 
 if TYPE_CHECKING:
@@ -158,10 +158,10 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         import tempfile
         from pathlib import Path
 
-        from workbench.tracing.backend import ensure_mlflow
+        from workbench.tracking.backend import ensure_mlflow
 
         mlflow = ensure_mlflow()
-        from workbench.tracing.backend import backend, current_uri
+        from workbench.tracking.backend import backend, current_uri
 
         client = mlflow.MlflowClient(current_uri())
         experiment_id = backend(current_uri()).experiment_id(experiment)
@@ -183,5 +183,5 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         client.set_terminated(run_id, "FINISHED")
         return run_id
     except Exception as exc:  # the numbers are returned either way
-        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", UserWarning, stacklevel=3)
+        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", WorkbenchWarning, stacklevel=3)
         return None

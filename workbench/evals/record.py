@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import StoreError
+from workbench.errors import StoreError, WorkbenchWarning
 from workbench.secrets import redact
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def flush_records(timeout_s: float = 60.0) -> None:
 atexit.register(flush_records, 30.0)
 
 
-class EvalWarning(UserWarning):
+class EvalWarning(WorkbenchWarning):
     """The evaluation ran but could not be (fully) recorded in MLflow."""
 
 
@@ -69,7 +69,7 @@ class EvalRun:
         """Create the run; None (with a warning) when the store cannot be used: the evaluation still runs."""
         try:
             from workbench.tracing import context
-            from workbench.tracing.backend import backend, current_uri, default_experiment_name, ensure_mlflow
+            from workbench.tracking.backend import backend, current_uri, default_experiment_name, ensure_mlflow
 
             mlflow = ensure_mlflow()  # first: it serializes MLflow's import with the trace export thread's
             from mlflow.entities import Param

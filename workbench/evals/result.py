@@ -143,7 +143,7 @@ class EvalResult:
 
         import pandas as pd
 
-        from workbench.tracing.backend import ensure_mlflow
+        from workbench.tracking.backend import ensure_mlflow
 
         from workbench.evals.record import flush_records
 

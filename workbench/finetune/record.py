@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import StoreError
+from workbench.errors import StoreError, WorkbenchWarning
 from workbench.finetune.registry import ADAPTER_ARTIFACT, forget_latest
 from workbench.secrets import redact
 
@@ -26,7 +26,7 @@ __all__ = ["FineTuneRun", "FineTuneWarning"]
 _PARAM_MAX = 6000
 
 
-class FineTuneWarning(UserWarning):
+class FineTuneWarning(WorkbenchWarning):
     """The fine-tune ran but could not be (fully) recorded in MLflow."""
 
 
@@ -43,7 +43,7 @@ class FineTuneRun:
         """Create the run with its params and data input. Raises StoreError when MLflow is unusable."""
         from workbench.finetune.registry import client
         from workbench.tracing import context
-        from workbench.tracing.backend import backend, current_uri, default_experiment_name
+        from workbench.tracking.backend import backend, current_uri, default_experiment_name
 
         try:
             self._client = client()

@@ -33,7 +33,7 @@ _latest: dict[tuple[str, str], tuple[float, str | None]] = {}  # (uri, name) -> 
 
 def client() -> Any:
     """An MlflowClient on the current tracking and registry URI."""
-    from workbench.tracing.backend import current_uri, ensure_mlflow
+    from workbench.tracking.backend import current_uri, ensure_mlflow
 
     mlflow = ensure_mlflow()  # first: it serializes MLflow's first import
     uri = current_uri()
@@ -48,7 +48,7 @@ def _versions(name: str) -> list[Any]:
 
 
 def latest_version(name: str) -> str | None:
-    from workbench.tracing.backend import current_uri
+    from workbench.tracking.backend import current_uri
 
     key = (current_uri(), name)
     with _lock:
@@ -83,7 +83,7 @@ def adapter_folder(name: str, version: str) -> Path:
                          ) from None
     import mlflow.artifacts
 
-    from workbench.tracing.backend import current_uri
+    from workbench.tracking.backend import current_uri
 
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(staging, ignore_errors=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.errors import WorkbenchWarning
 from workbench.gateway.response import Attempt, Response
 
 __all__ = ["CallRecord", "add_observer", "remove_observer", "notify"]
@@ -59,7 +60,8 @@ def notify(record: CallRecord) -> str | None:
         except Exception as exc:  # an observer must never break a call
             if id(observer) not in _broken:
                 _broken.add(id(observer))
-                warnings.warn(f"call observer {observer!r} failed: {exc} (later failures of it are not reported)", stacklevel=2)
+                warnings.warn(f"call observer {observer!r} failed: {exc} (later failures of it are not reported)",
+                              WorkbenchWarning, stacklevel=2)
             continue
         if trace_id is None and result:
             trace_id = result

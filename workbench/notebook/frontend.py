@@ -116,7 +116,7 @@ def status_json() -> str:
 def mlflow_ui_json() -> str:
     """Start (or reuse) the MLflow UI for the current store: {"url": ...} or {"error": "one line"}."""
     from workbench.errors import WorkbenchError
-    from workbench.tracing.ui import start_ui
+    from workbench.tracking.ui import start_ui
 
     try:
         server = start_ui()

@@ -182,7 +182,7 @@ class LLMMagics(Magics):
     def _register_prompt(name: str | None, template: str) -> tuple[str | None, int | None]:
         if name is None:
             return None, None
-        from workbench.tracing.registry import register_prompt
+        from workbench.tracking.prompts import register_prompt
 
         saved = register_prompt(name, template)
         return saved.name, int(saved.version)

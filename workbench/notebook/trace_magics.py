@@ -33,7 +33,7 @@ def trace_magic(line: str) -> None:
 
 
 def _mlflow(args: list[str]) -> Any:
-    from workbench.tracing.ui import start_ui
+    from workbench.tracking.ui import start_ui
 
     port = None
     for arg in args:

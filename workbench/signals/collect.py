@@ -60,7 +60,7 @@ def _ensure_stored(trace_id: str) -> Any:
     """The TracingClient, once the trace is in MLflow (waiting exports flushed)."""
     from workbench.config import settings
     from workbench.tracing import exporter
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     if settings().tracing != "on":  # "memory": the trace never reaches MLflow, so neither can its feedback
         raise WorkbenchError(f"feedback cannot be stored: tracing={settings().tracing!r} keeps traces out of MLflow; "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from workbench.errors import ConfigError
+from workbench.tracking.active import RunRef, current_run, set_session_run, use_run
 from workbench.tracing import memory
 from workbench.tracing.records import KINDS, SpanRecord, TraceRecord, new_span_id, new_trace_id, now_ns
 
@@ -32,44 +33,6 @@ LINEAGE_FIELDS = ("notebook", "execution_count", "cell_id", "template", "variabl
 
 _current: ContextVar[tuple[TraceRecord, SpanRecord] | None] = ContextVar("workbench_span", default=None)
 _lineage: ContextVar[dict[str, Any] | None] = ContextVar("workbench_lineage", default=None)
-
-
-@dataclass
-class RunRef:
-    """The MLflow run calls log under, with call totals that are logged as metrics when it ends."""
-
-    run_id: str
-    experiment_id: str
-    calls: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_run: ContextVar[RunRef | None] = ContextVar("workbench_run", default=None)
-# `%llm run start` opens a run across cells; IPython may run each cell in a fresh context copy.
-_session_run: RunRef | None = None
-
-
-def current_run() -> RunRef | None:
-    return _run.get() or _session_run
-
-
-def set_session_run(ref: RunRef | None) -> None:
-    global _session_run
-    _session_run = ref
-
-
-@contextmanager
-def use_run(ref: RunRef) -> Iterator[RunRef]:
-    token = _run.set(ref)
-    try:
-        yield ref
-    finally:
-        _run.reset(token)
 
 
 def current_span() -> tuple[TraceRecord, SpanRecord] | None:

@@ -14,9 +14,12 @@ import time
 import warnings
 from collections import defaultdict, deque
 
-from workbench.errors import StoreError
+from workbench.errors import StoreError, WorkbenchWarning
 from workbench.secrets import redact
+from workbench.tracing.mlflow_io import to_mlflow
 from workbench.tracing.records import TraceRecord
+from workbench.tracking import pending
+from workbench.tracking.backend import backend, default_experiment_name
 
 __all__ = ["submit", "flush", "deliver_warnings", "undelivered", "reset", "TracingWarning", "off_reason",
            "QUIET_S", "MAX_AGE_S", "MAX_BATCH", "exported_count"]
@@ -26,7 +29,7 @@ MAX_AGE_S = 10.0  # ...or when the oldest waiting trace is this old (a burst of 
 MAX_BATCH = 1000  # ...or when this many wait
 
 
-class TracingWarning(UserWarning):
+class TracingWarning(WorkbenchWarning):
     """Tracing to MLflow is off or lost traces; calls are unaffected."""
 
 
@@ -137,12 +140,9 @@ def _export(batch: list[TraceRecord]) -> None:
 
 def _write(uri: str, traces: list[TraceRecord]) -> None:
     global _exported
+    opened = backend(uri)  # first: it imports MLflow through the gate
     from mlflow.tracing.constant import TraceMetadataKey
 
-    from workbench.tracing.backend import backend, default_experiment_name
-    from workbench.tracing.mlflow_io import to_mlflow
-
-    opened = backend(uri)
     default = None
     spans_by_experiment: dict[str, list] = defaultdict(list)
     infos = []
@@ -208,3 +208,4 @@ def reset() -> None:
 
 
 atexit.register(flush, 10.0)
+pending.register_flush("traces", flush)  # a run that ends, or a listing of runs, sees its traces

@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchWarning
 from workbench.secrets import redact
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ _rollouts: dict[str, Rollout] = {}
 _random = random.Random()
 
 
-class RolloutWarning(UserWarning):
+class RolloutWarning(WorkbenchWarning):
     """The rollout changed, but the change could not be recorded in MLflow."""
 
 
@@ -116,7 +116,7 @@ class Rollout:
     def _start_run(self, experiment: str | None) -> None:
         try:
             from workbench.finetune.registry import client
-            from workbench.tracing.backend import backend, current_uri, default_experiment_name
+            from workbench.tracking.backend import backend, current_uri, default_experiment_name
 
             self._client = client()
             experiment_id = backend(current_uri()).experiment_id(experiment or default_experiment_name())
