@@ -6,6 +6,9 @@ The exporter is replaced by a list here, so these tests never import MLflow.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -208,3 +211,14 @@ def test_trace_magic_and_llm_line_commands(exported, ipython_shell):
         trace_magics.llm_line("mlflow --verbose")
     with pytest.raises(ConfigError, match="unknown %llm command"):
         trace_magics.llm_line("nope")
+
+
+def test_the_gateway_traces_every_call_without_importing_tracing_itself(tmp_path):
+    # The gateway (floor 2) never imports tracing (floor 4): the package face loads tracing before the first call.
+    probe = ("import sys, workbench.gateway.client as client\n"
+             "before = 'workbench.tracing' in sys.modules\n"
+             "response = client.complete('hi', 'fake/echo', cache=False)\n"
+             "print(before, 'workbench.tracing' in sys.modules, bool(response.trace_id))")
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path), "WORKBENCH_TRACING": "memory"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["False", "True", "True"]

@@ -10,6 +10,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from workbench.gateway.hooks import before_first_call
 from workbench.providers.local.resolvers import set_adapter_resolver
 
 # litellm fetches a price list and MLflow sends telemetry at import unless told otherwise.
@@ -30,6 +31,15 @@ def _finetune_adapters(name: str, version: str | None) -> str | os.PathLike[str]
 
 
 set_adapter_resolver(_finetune_adapters, name="finetune")
+
+
+def _load_tracing() -> None:
+    """Every call is traced: tracing adds its gateway observer when imported, which happens before the first call
+    (not at `import workbench`, which stays light; the gateway, a lower floor, may not import tracing itself)."""
+    import workbench.tracing  # noqa: F401
+
+
+before_first_call(_load_tracing)
 
 # public name -> module that defines it
 _EXPORTS = {

@@ -47,19 +47,6 @@ def quiet_litellm() -> Any:
     return litellm
 
 
-_observers_ready = False
-
-
-def _ensure_observers() -> None:
-    """Install tracing's observer on first use (importing workbench.tracing loads no MLflow)."""
-    global _observers_ready
-    if not _observers_ready:
-        from workbench.tracing import install
-
-        install()
-        _observers_ready = True
-
-
 def _check_key(model: str) -> None:
     from workbench.providers import CUSTOM_PROVIDERS
 
@@ -136,10 +123,10 @@ def _all_failed(call: PreparedCall, failures: list[Attempt], last_error: Excepti
 
 def _finish(call: PreparedCall, record: hooks.CallRecord, response: Response | None, status: str) -> None:
     """Ledger row and observers, for every outcome."""
-    _ensure_observers()
+    hooks.ready()
     record.ended_at = time.time()
     record.response = response
-    trace_id = hooks.notify(record) if hooks._observers else None
+    trace_id = hooks.notify(record) if hooks.has_observers() else None
     if response is not None:
         response.trace_id = trace_id or response.trace_id
     stores.ledger().record(

@@ -18,7 +18,7 @@ _installed = False
 
 
 def install() -> None:
-    """Register the observer with the gateway (idempotent; called on first gateway use)."""
+    """Register the observer with the gateway (idempotent; done when this module is imported)."""
     global _installed
     if not _installed:
         add_observer(observe)
@@ -87,3 +87,6 @@ def observe(record: CallRecord) -> str | None:
     if parent is None:
         memory.finish(trace)
     return trace.trace_id
+
+
+install()  # importing tracing is what turns it on; the package face imports it before the first call
