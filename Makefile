@@ -28,9 +28,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# the inner loop: unit tests without the real model, the notebooks, PostgreSQL and the browser (pytest markers)
+# the inner loop: unit tests without the real model, the notebooks, PostgreSQL, the browser and the few slow ones
+# (extra processes, servers, a thousand calls); pytest markers, declared in pyproject.toml
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not model and not notebook and not postgres and not browser"
+	$(PY) -m pytest -q -m "not slow and not model and not notebook and not postgres and not browser"
 
 # .ci/run runs this before `make test`: ruff's rule set and mypy are in pyproject.toml
 lint: $(STAMP)

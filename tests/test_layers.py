@@ -38,6 +38,7 @@ class Edge:
     source: str  # dotted module name
     target: str  # dotted module name it imports
     line: int
+    typing_only: bool = False  # under `if TYPE_CHECKING:`: never runs, so it can make no import cycle
 
 
 def _module_name(path: Path) -> str:
@@ -78,15 +79,23 @@ def _resolve_from(source: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def edges(path: Path) -> Iterator[Edge]:
     """Every import of our own modules in one file, wherever it sits (module level, functions, TYPE_CHECKING)."""
     source = _module_name(path)
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node.test)
+                   for statement in node.body for inner in ast.walk(statement)}
     for node in ast.walk(tree):
+        hint = id(node) in typing_only
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == "workbench" or alias.name.startswith("workbench."):
-                    yield Edge(source, alias.name, node.lineno)
+                    yield Edge(source, alias.name, node.lineno, hint)
         elif isinstance(node, ast.ImportFrom):
             module = _resolve_from(source, _is_package(path), node)
             if not (module == "workbench" or module.startswith("workbench.")):
@@ -94,7 +103,7 @@ def edges(path: Path) -> Iterator[Edge]:
             for alias in node.names:
                 # `from workbench.evals import runner` imports a submodule; `from workbench import complete`, the face
                 submodule = f"{module}.{alias.name}"
-                yield Edge(source, submodule if _exists(submodule) else module, node.lineno)
+                yield Edge(source, submodule if _exists(submodule) else module, node.lineno, hint)
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             target = node.args[0].value
@@ -117,10 +126,10 @@ def test_no_module_imports_from_a_higher_floor():
 
 
 def _cycles() -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan), over every import edge."""
+    """Strongly connected components of more than one module (Tarjan), over every import that runs."""
     graph: dict[str, set[str]] = {}
     for e in ALL_EDGES:
-        if e.source != e.target:
+        if e.source != e.target and not e.typing_only:
             graph.setdefault(e.source, set()).add(e.target)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -193,7 +202,8 @@ def _hidden_edges(path: Path, tree: ast.Module) -> Iterator[str]:
         if isinstance(node, ast.Subscript) and _is_sys_modules(node.value):
             keys.append(("sys.modules[...]", _key(node.slice, constants, module)))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_sys_modules(node.func.value):
-            keys.append((f"sys.modules.{node.func.attr}()", _key(node.args[0], constants, module) if node.args else "?"))
+            key = _key(node.args[0], constants, module) if node.args else "?"
+            keys.append((f"sys.modules.{node.func.attr}()", key))
         elif isinstance(node, ast.Compare) and any(_is_sys_modules(c) for c in node.comparators):
             keys.append(("... in sys.modules", _key(node.left, constants, module)))
         elif (isinstance(node, ast.Call) and node.args and _names(node.func) & {"find_spec"}

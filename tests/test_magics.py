@@ -570,6 +570,7 @@ def test_a_broken_optional_module_does_not_break_load_ext(ip, monkeypatch):
     assert ip.find_cell_magic("llm") is not None
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_first_call_of_a_session_prints_no_library_chatter():
     # A fresh process: litellm has not been set up by an earlier call, as in a new kernel.
     probe = (

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 import workbench as wb
 from workbench.gateway import stores
 from workbench.providers import fake
 
 
+@pytest.mark.slow  # a thousand calls: left out of make test-fast
 def test_thousand_flaky_calls_all_answered_and_every_failure_recorded():
     wb.configure(max_retries=2, retry_backoff_s=0)
     model = "fake/flaky?p=0.5&seed=7"
@@ -57,6 +60,7 @@ for i in range(200):
 """
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_two_processes_share_ledger_and_cache(workbench_home):
     env = {**os.environ, "WORKBENCH_HOME": str(workbench_home)}
     procs = [

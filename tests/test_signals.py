@@ -123,6 +123,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 @pytest.mark.timeout(300)
 def test_two_processes_adding_feedback_and_golden_rows_lose_nothing(workbench_home, shared_store):
     env = {**os.environ, "WORKBENCH_HOME": str(workbench_home), "WORKBENCH_TRACKING_URI": shared_store}

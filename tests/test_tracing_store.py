@@ -135,6 +135,7 @@ def test_a_session_run_spans_cells_until_ended(capsys):
     assert row["params.temperature"] == "0.3" and row["metrics.calls"] == 1 and row["status"] == "FINISHED"
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_the_mlflow_ui_starts_on_loopback_against_the_store():
     import json
     import urllib.request
