@@ -16,7 +16,8 @@ import pytest
 
 import workbench as wb
 from workbench.errors import ConfigError, ModelError
-from workbench.providers.local import adapters as local_adapters, weights as local_model
+from workbench.providers.local import adapters as local_adapters
+from workbench.providers.local import weights as local_model
 from workbench.providers.local.adapters import parse_model_name
 from workbench.providers.local.generate import GenerationSettings, chat_prompt
 

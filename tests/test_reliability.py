@@ -64,7 +64,8 @@ for i in range(200):
 def test_two_processes_share_ledger_and_cache(workbench_home):
     env = {**os.environ, "WORKBENCH_HOME": str(workbench_home)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER.replace("{tag}", tag)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", _WRITER.replace("{tag}", tag)], env=env, stderr=subprocess.PIPE,
+                         text=True)
         for tag in ("a", "b")
     ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
@@ -87,7 +88,8 @@ def test_api_key_never_leaks(monkeypatch, workbench_home):
     import litellm
 
     fake.enqueue([litellm.AuthenticationError(f"Incorrect API key provided: {secret}", "fake", "fake/script"),
-                  litellm.AuthenticationError("Incorrect API key provided: tok-ABCDEFGH-987654", "fake", "fake/script")])
+                  litellm.AuthenticationError("Incorrect API key provided: tok-ABCDEFGH-987654", "fake",
+                                              "fake/script")])
     for _ in range(2):
         try:
             wb.complete("hi", "fake/script", cache=False)

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from filelock import FileLock
 
@@ -54,7 +54,8 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}; check the folder is writable or set WORKBENCH_HOME") from exc
+            raise StoreError(f"cannot open {self.path}: {exc}; check the folder is writable "
+                             "or set WORKBENCH_HOME") from exc
         return conn
 
     def _ensure_ready(self) -> None:
@@ -71,7 +72,8 @@ class SqliteStore:
             with FileLock(str(self.path) + ".lock", timeout=BUSY_TIMEOUT_S):
                 conn = self._open()
                 try:
-                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                                 "(name TEXT PRIMARY KEY, applied_at REAL)")
                     done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
                     for name, sql in self._migrations:
                         if name in done:
@@ -114,7 +116,7 @@ def per_home(filename: str, factory: Callable[[Path], T]) -> T:
             found = _opened.get(filename)
             if found is None:
                 found = _opened[filename] = factory(config.settings().home / filename)
-    return found  # type: ignore[no-any-return]
+    return cast(T, found)
 
 
 def forget_per_home() -> None:

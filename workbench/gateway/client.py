@@ -13,7 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, overload
 
 from workbench.config import settings
 from workbench.errors import BudgetExceeded, MissingKeyError, ProviderError, StreamInterrupted, WorkbenchError
@@ -95,7 +95,8 @@ def _run_chain(call: PreparedCall, attempt: Callable[[str | models.Route], T]) -
             except Exception as exc:  # KeyboardInterrupt passes: Ctrl-C stops the whole call
                 kind, last_error = classify(exc), exc
             failures.append(
-                Attempt(name, kind.error_type, kind.message, (time.perf_counter() - clock) * 1000, kind.retryable, started)
+                Attempt(name, kind.error_type, kind.message, (time.perf_counter() - clock) * 1000, kind.retryable,
+                        started)
             )
             if not kind.retryable or retry == config.max_retries:
                 break
@@ -113,7 +114,8 @@ def _all_failed(call: PreparedCall, failures: list[Attempt], last_error: Excepti
     tried = ", ".join(dict.fromkeys(a.model for a in failures))
     hint = "add a fallback, e.g. fallbacks=['local/smollm2']" if len(call.chain) == 1 else "check the providers above"
     return ProviderError(
-        f"{call.model} failed after {len(failures)} attempt(s) on {tried}; last error {last.error_type}: {last.message}; {hint}",
+        f"{call.model} failed after {len(failures)} attempt(s) on {tried}; "
+        f"last error {last.error_type}: {last.message}; {hint}",
         attempts=failures,
     )
 
@@ -307,8 +309,7 @@ def complete(
 
 async def acomplete(prompt_or_messages: Any, model: str | None = None, **kwargs: Any) -> Response:
     """complete() without blocking the event loop (it runs on a worker thread)."""
-    answer = await asyncio.to_thread(functools.partial(complete, prompt_or_messages, model, **kwargs))
-    return cast(Response, answer)
+    return await asyncio.to_thread(functools.partial(complete, prompt_or_messages, model, **kwargs))
 
 
 def stream(prompt_or_messages: Any, model: str | None = None, **kwargs: Any) -> Stream:

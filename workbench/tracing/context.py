@@ -10,17 +10,15 @@ import difflib
 import functools
 import inspect
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from workbench.errors import ConfigError
-from workbench.tracking.active import RunRef, current_run, set_session_run, use_run
 from workbench.tracing import memory
 from workbench.tracing.records import KINDS, SpanRecord, TraceRecord, new_span_id, new_trace_id, now_ns
+from workbench.tracking.active import RunRef, current_run, set_session_run, use_run
 
 __all__ = ["Span", "span", "traced", "lineage", "current_span", "current_lineage", "RunRef", "current_run",
            "set_session_run", "LINEAGE_FIELDS", "use_run", "cell_lineage", "current_cell"]
@@ -235,7 +233,7 @@ def traced(fn: Any = None, *, name: str | None = None, kind: str = "chain", capt
     check_kind(kind)
 
     def decorate(func: F) -> F:
-        span_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "step")
+        span_name: str = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or "step"
         try:
             signature: inspect.Signature | None = inspect.signature(func)
         except (TypeError, ValueError):

@@ -9,6 +9,7 @@ TracingWarning says why; calls keep answering and traces stay in memory for disp
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import warnings
@@ -181,10 +182,8 @@ def _link(opened, traces: list[TraceRecord]) -> None:
         if trace.run_id:
             by_run[trace.run_id].append(trace.trace_id)
     for run_id, trace_ids in by_run.items():
-        try:
+        with contextlib.suppress(Exception):  # the trace's mlflow.sourceRun metadata already names the run
             opened.store.link_traces_to_run(trace_ids, run_id)
-        except Exception:  # the trace's mlflow.sourceRun metadata already names the run
-            pass
     links = [(t.trace_id, t.lineage["prompt_name"], t.lineage["prompt_version"]) for t in traces
              if t.lineage.get("prompt_name") and t.lineage.get("prompt_version") is not None]
     if not links:
@@ -192,10 +191,8 @@ def _link(opened, traces: list[TraceRecord]) -> None:
     from mlflow.entities.model_registry import PromptVersion
 
     for trace_id, name, version in links:
-        try:
+        with contextlib.suppress(Exception):  # the trace tag mlflow.linkedPrompts already records the link
             opened.store.link_prompts_to_trace(trace_id, [PromptVersion(str(name), int(version), template="")])
-        except Exception:  # the trace tag mlflow.linkedPrompts already records the link
-            pass
 
 
 def reset() -> None:

@@ -104,7 +104,8 @@ def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> st
     found = store.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
-            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI or pick another name")
+            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI "
+                             "or pick another name")
         return found.experiment_id
     root = artifact_root(uri)
     location = Path(root, name.replace("/", "_")).as_uri() if root else None

@@ -75,7 +75,8 @@ class Prompt:
 
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"prompt name {name!r} is not valid: use letters, digits, '_', '-' and '.', e.g. 'support-reply'")
+        raise ConfigError(f"prompt name {name!r} is not valid: use letters, digits, '_', '-' and '.', "
+                          "e.g. 'support-reply'")
     return name
 
 

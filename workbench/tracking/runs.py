@@ -13,7 +13,8 @@ from typing import Any
 
 from workbench.errors import ConfigError, StoreError
 from workbench.secrets import redact
-from workbench.tracking import active as current, gate, pending
+from workbench.tracking import active as current
+from workbench.tracking import gate, pending
 from workbench.tracking.backend import backend, current_uri, default_experiment_name, ensure_mlflow
 
 __all__ = ["Run", "run", "runs", "start_run", "end_run", "active_run"]
@@ -47,7 +48,8 @@ class Run:
         experiment_id = backend(current_uri()).experiment_id(self.experiment)
         try:
             active = mlflow.start_run(experiment_id=experiment_id, run_name=self.name,
-                                      nested=mlflow.active_run() is not None, tags={"workbench.source": "workbench.run"})
+                                      nested=mlflow.active_run() is not None,
+                                      tags={"workbench.source": "workbench.run"})
             if self.params:
                 mlflow.log_params({str(k): redact(str(v))[:_PARAM_MAX] for k, v in self.params.items()})
         except Exception as exc:

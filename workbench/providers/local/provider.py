@@ -61,7 +61,7 @@ def _fill(model_response: Any, model: str, result: Generation) -> Any:
     model_response.choices[0].message.content = result.text
     model_response.choices[0].finish_reason = result.finish_reason
     model_response.model = f"local/{model}"
-    model_response.usage = Usage(**result.usage())  # type: ignore[attr-defined]
+    model_response.usage = Usage(**result.usage())
     return model_response
 
 
@@ -82,7 +82,8 @@ def _chunks(text_stream: local_generate.TextStream) -> Iterator[dict[str, Any]]:
             yield _chunk(piece)
     finally:
         text_stream.close()  # a reader that stops early stops the generation too
-    assert text_stream.result is not None
+    if text_stream.result is None:  # the stream ended without its summary: a bug in generate, not the caller's
+        raise RuntimeError("local generation ended without a result")
     yield _chunk("", result=text_stream.result)
 
 
