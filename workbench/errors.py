@@ -23,10 +23,7 @@ silences them all::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from workbench.gateway.response import Attempt
+from dataclasses import dataclass
 
 __all__ = [
     "WorkbenchError",
@@ -41,7 +38,22 @@ __all__ = [
     "DataError",
     "FineTuneError",
     "WorkbenchWarning",
+    "Attempt",
 ]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One failed try at one model: what failed, how, and how long it took (re-exported by gateway.response).
+
+    It lives here, with the errors that carry it (ProviderError.attempts), so this floor-0 module imports nothing."""
+
+    model: str
+    error_type: str
+    message: str
+    latency_ms: float
+    retryable: bool = False
+    started_at: float = 0.0  # epoch seconds, so a tracer can place the try on a timeline
 
 
 class WorkbenchError(Exception):
@@ -75,7 +87,7 @@ class ProviderError(WorkbenchError):
 class StreamInterrupted(ProviderError):
     """A stream broke after some text arrived; `partial_text` holds what came."""
 
-    def __init__(self, message: str, *, partial_text: str = "", attempts: Any = None) -> None:
+    def __init__(self, message: str, *, partial_text: str = "", attempts: list[Attempt] | None = None) -> None:
         super().__init__(message, attempts=attempts)
         self.partial_text = partial_text
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.config import settings
 from workbench.errors import ConfigError
 from workbench.gateway import models
 from workbench.gateway.cache import cache_key
@@ -117,8 +118,6 @@ def prepare(
     timeout: float | None,
     params: dict[str, Any],
 ) -> PreparedCall:
-    from workbench.config import settings
-
     asked = model if model is not None else settings().default_model
     if isinstance(fallbacks, str):
         fallbacks = [fallbacks]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,29 +22,12 @@ from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.prices import format_usd
 from workbench.gateway.response import Attempt, Response
 from workbench.gateway.retry import backoff_s, classify
-from workbench.providers import CUSTOM_PROVIDERS
-from workbench.providers import register as register_providers
+from workbench.providers import CUSTOM_PROVIDERS, quiet_litellm
 from workbench.secrets import redact
 
 __all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm"]
 
 T = TypeVar("T")
-_litellm_ready = False
-
-
-def quiet_litellm() -> Any:
-    """litellm, imported on first use, quiet, with our providers registered."""
-    global _litellm_ready
-    import litellm
-
-    if not _litellm_ready:
-        litellm.suppress_debug_info = True
-        litellm.set_verbose = False
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        register_providers()
-        _litellm_ready = True
-    return litellm
 
 
 def _check_key(model: str) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, ModelError
+from workbench.providers import CUSTOM_PROVIDERS, quiet_litellm, register
 
 __all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear"]
 
@@ -142,9 +143,6 @@ def validate_model(model: object) -> str:
     target = resolve(model.strip())
     if isinstance(target, Route):
         return model
-    from workbench.gateway.client import quiet_litellm
-    from workbench.providers import CUSTOM_PROVIDERS, register
-
     litellm = quiet_litellm()
 
     prefix = target.split("/", 1)[0]

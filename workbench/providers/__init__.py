@@ -6,11 +6,14 @@ runs at `import workbench`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register", "add_provider", "CUSTOM_PROVIDERS"]
+from workbench.providers import fake
+
+__all__ = ["register", "add_provider", "quiet_litellm", "CUSTOM_PROVIDERS"]
 
 # provider prefix -> factory returning a litellm CustomLLM instance (imported lazily)
 CUSTOM_PROVIDERS: dict[str, Callable[[], Any]] = {}
@@ -18,19 +21,15 @@ _lock = threading.Lock()
 _registered: set[str] = set()
 
 
-def _fake_factory() -> Any:
-    from workbench.providers.fake import make_provider
-
-    return make_provider()
-
-
 def _local_factory() -> Any:
+    # Loaded on first registration, not at import: local/weights.py sets torch's OpenMP wait policy when imported,
+    # which a process that never runs a local model should not get from `import workbench.gateway`.
     from workbench.providers.local.provider import make_provider
 
     return make_provider()
 
 
-CUSTOM_PROVIDERS["fake"] = _fake_factory
+CUSTOM_PROVIDERS["fake"] = fake.make_provider
 CUSTOM_PROVIDERS["local"] = _local_factory
 
 
@@ -55,3 +54,21 @@ def register() -> None:
             litellm.custom_provider_map.append({"provider": prefix, "custom_handler": factory()})
             _registered.add(prefix)
         litellm.utils.custom_llm_setup()
+
+
+_litellm_ready = False
+
+
+def quiet_litellm() -> Any:
+    """litellm, imported on first use, quiet, with our providers registered."""
+    global _litellm_ready
+    import litellm
+
+    if not _litellm_ready:
+        litellm.suppress_debug_info = True
+        litellm.set_verbose = False
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        register()
+        _litellm_ready = True
+    return litellm

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
+from workbench.config import settings
 from workbench.errors import ConfigError
 from workbench.tracing import memory
 from workbench.tracing.records import KINDS, SpanRecord, TraceRecord, new_span_id, new_trace_id, now_ns
@@ -98,8 +99,6 @@ def check_kind(kind: str) -> str:
 
 
 def _tracing_on() -> bool:
-    from workbench.config import settings
-
     return settings().tracing != "off"
 
 
@@ -110,8 +109,6 @@ def _tracking_uri() -> str:
     """settings().effective_tracking_uri, remembered while the settings and MLFLOW_TRACKING_URI stay the same
     (building it joins paths: too slow to do on every call)."""
     global _uri_cache
-    from workbench.config import settings
-
     current, env = settings(), os.environ.get("MLFLOW_TRACKING_URI")
     cached = _uri_cache
     if cached is None or cached[0] is not current or cached[1] != env:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.config import settings
 from workbench.gateway.hooks import CallRecord, add_observer
 from workbench.tracing import context, exporter, memory
 from workbench.tracing.records import SpanRecord, new_span_id
@@ -30,8 +31,6 @@ def _ns(epoch_s: float) -> int:
 
 
 def observe(record: CallRecord) -> str | None:
-    from workbench.config import settings
-
     if exporter.undelivered:  # a warning found by the exporter's thread is shown in the caller's thread
         exporter.deliver_warnings()
     if settings().tracing == "off":
