@@ -1,8 +1,8 @@
 """`local/...`: causal LMs run in-process with transformers, registered with litellm as the custom provider `local`.
 
-    local/smollm2                          the bundled SmolLM2-135M-Instruct (offline; see local_model)
+    local/smollm2                          the bundled SmolLM2-135M-Instruct (offline; see weights.py)
     local/<org>/<name>, local/<folder>     any other causal LM
-    local/<base>+adapter:<name>[@<ver>]    a fine-tuned adapter on its base (see local_adapters)
+    local/<base>+adapter:<name>[@<ver>]    a fine-tuned adapter on its base (see adapters.py)
 
 Parameters: temperature (0 or absent: greedy), top_p, max_tokens (default 256), stop, seed. Usage is counted with
 the model's tokenizer; the price is 0. Models load on first use and stay loaded for the process.
