@@ -191,7 +191,7 @@ def test_four_threads_at_once_all_get_answers():
 def test_async_litellm_paths():
     import litellm
 
-    from workbench.providers import register
+    from workbench.providers.registry import register
 
     register()
 

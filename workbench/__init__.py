@@ -10,7 +10,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from workbench.gateway.hooks import before_first_call
+from workbench.gateway.first_call import before_first_call
 from workbench.providers.local.resolvers import set_adapter_resolver
 
 # litellm fetches a price list and MLflow sends telemetry at import unless told otherwise.
@@ -80,14 +80,11 @@ _EXPORTS = {
     "GoldenDataset": "workbench.datasets.golden",
     "evaluate": "workbench.evals.runner",
     "EvalResult": "workbench.evals.result",
-    "scorers": "workbench.evals.scoring",
     "compare": "workbench.evals.compare",
     "gate": "workbench.evals.compare",
     "GateResult": "workbench.evals.compare",
     "calibrate": "workbench.evals.calibrate",
     "feedback": "workbench.signals.collect",
-    "training_data": "workbench.signals.exports",
-    "finetune": "workbench.finetune",
     "Adapter": "workbench.finetune.adapter",
     "FineTuneJob": "workbench.finetune.job",
     "FineTuneError": "workbench.errors",
@@ -97,9 +94,18 @@ _EXPORTS = {
     "RolloutReport": "workbench.traffic.monitor",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# public name -> module that IS it: workbench.scorers.regex(...), workbench.training_data.sft(),
+# workbench.finetune.lora(...)
+_MODULES = {
+    "scorers": "workbench.evals.scoring",
+    "training_data": "workbench.signals.exports",
+    "finetune": "workbench.finetune",
+}
+
+__all__ = sorted([*_EXPORTS, *_MODULES]) + ["__version__"]
 
 if TYPE_CHECKING:
+    from workbench import finetune as finetune
     from workbench.config import configure, settings
     from workbench.datasets.golden import GoldenDataset, golden
     from workbench.errors import (
@@ -113,34 +119,35 @@ if TYPE_CHECKING:
         StreamInterrupted,
         WorkbenchError,
     )
+    from workbench.evals import scoring as scorers
+    from workbench.evals.calibrate import calibrate
+    from workbench.evals.compare import GateResult, compare, gate
+    from workbench.evals.result import EvalResult
+    from workbench.evals.runner import evaluate
+    from workbench.finetune.adapter import Adapter
+    from workbench.finetune.job import FineTuneJob
     from workbench.gateway.accounting import budgets, calls, clear_cache, set_budget, spend
     from workbench.gateway.client import Stream, acomplete, complete, stream
     from workbench.gateway.models import alias, route
     from workbench.gateway.prices import set_price
     from workbench.gateway.response import Attempt, Response
-    from workbench.evals.calibrate import calibrate
-    from workbench.evals.compare import GateResult, compare, gate
-    from workbench.evals.result import EvalResult
-    from workbench.evals.runner import evaluate
-    from workbench.evals.scoring import scorers
+    from workbench.signals import exports as training_data
     from workbench.signals.collect import feedback
-    from workbench.finetune import finetune
-    from workbench.finetune.adapter import Adapter
-    from workbench.finetune.job import FineTuneJob
-    from workbench.signals.exports import training_data
-    from workbench.traffic.monitor import RolloutReport, rollout_report
-    from workbench.traffic.routing import Rollout, rollout
     from workbench.tracing.context import span, traced
+    from workbench.tracing.view import TraceView, show_trace
     from workbench.tracking.prompts import prompt, prompts, register_prompt
     from workbench.tracking.runs import run, runs
-    from workbench.tracing.view import TraceView, show_trace
+    from workbench.traffic.monitor import RolloutReport, rollout_report
+    from workbench.traffic.routing import Rollout, rollout
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name in _MODULES:
+        value: Any = importlib.import_module(_MODULES[name])
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

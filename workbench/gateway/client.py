@@ -16,13 +16,13 @@ from typing import Any, Literal, TypeVar, overload
 
 from workbench.config import settings
 from workbench.errors import BudgetExceeded, MissingKeyError, ProviderError, StreamInterrupted, WorkbenchError
-from workbench.gateway import hooks, models, prices, stores
+from workbench.gateway import first_call, hooks, models, prices, stores
 from workbench.gateway.calls import PreparedCall, prepare
 from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.prices import format_usd
 from workbench.gateway.response import Attempt, Response
 from workbench.gateway.retry import backoff_s, classify
-from workbench.providers import CUSTOM_PROVIDERS, quiet_litellm
+from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm
 from workbench.secrets import redact
 
 __all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm"]
@@ -104,7 +104,7 @@ def _all_failed(call: PreparedCall, failures: list[Attempt], last_error: Excepti
 
 def _finish(call: PreparedCall, record: hooks.CallRecord, response: Response | None, status: str) -> None:
     """Ledger row and observers, for every outcome."""
-    hooks.ready()
+    first_call.ready()
     record.ended_at = time.time()
     record.response = response
     trace_id = hooks.notify(record) if hooks.has_observers() else None

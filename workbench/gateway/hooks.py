@@ -5,8 +5,7 @@ user's open span), must be cheap, and can return a trace id for the Response. An
 raises is reported once and never breaks a call.
 
 The gateway never imports tracing (a higher floor): tracing adds its observer when it is imported, and the
-package face registers, with `before_first_call`, the import of tracing, so every call is traced by default
-without `import workbench` loading tracing.
+package face registers the import of tracing with `first_call.before_first_call`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any
 from workbench.errors import WorkbenchWarning
 from workbench.gateway.response import Attempt, Response
 
-__all__ = ["CallRecord", "add_observer", "remove_observer", "notify", "before_first_call", "ready"]
+__all__ = ["CallRecord", "add_observer", "remove_observer", "notify", "has_observers"]
 
 
 @dataclass
@@ -41,35 +40,6 @@ Observer = Callable[[CallRecord], "str | None"]
 _observers: list[Observer] = []
 _lock = threading.Lock()
 _broken: set[int] = set()
-_setups: list[Callable[[], object]] = []
-_ready = False
-
-
-def before_first_call(setup: Callable[[], object]) -> None:
-    """Run `setup()` once before the first call finishes (or now, when a call already has): it adds observers."""
-    global _ready
-    with _lock:
-        if not _ready:
-            _setups.append(setup)
-            return
-    setup()
-
-
-def ready() -> None:
-    """Run the pending setups (once); the gateway calls this before notifying observers."""
-    global _ready
-    if _ready:
-        return
-    with _lock:
-        if _ready:
-            return
-        found = list(_setups)
-        _setups.clear()
-        _ready = True
-    for setup in found:
-        setup()
-
-
 def has_observers() -> bool:
     return bool(_observers)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, ModelError
-from workbench.providers import CUSTOM_PROVIDERS, quiet_litellm, register
+from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm, register
 
 __all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear"]
 
