@@ -280,15 +280,19 @@ def test_lazy_exports_and_their_type_checking_mirror_name_the_same_things():
     import workbench
 
     exports: dict[str, str] = _literal(_face(), "_EXPORTS")  # type: ignore[assignment]
+    modules: dict[str, str] = _literal(_face(), "_MODULES")  # type: ignore[assignment]  # names that are modules
     mirrored: dict[str, str] = {}
     for node in _face().body:
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
             for statement in ast.walk(node):
                 if isinstance(statement, ast.ImportFrom):
                     for alias in statement.names:
-                        mirrored[alias.asname or alias.name] = statement.module or ""
-    assert mirrored == exports, "the TYPE_CHECKING mirror and _EXPORTS differ"
-    assert sorted(workbench.__all__) == sorted([*exports, "__version__"])
+                        submodule = f"{statement.module}.{alias.name}"
+                        mirrored[alias.asname or alias.name] = submodule if _exists(submodule) else statement.module
+    assert mirrored == {**exports, **modules}, "the TYPE_CHECKING mirror and _EXPORTS/_MODULES differ"
+    assert sorted(workbench.__all__) == sorted([*exports, *modules, "__version__"])
+    for name in workbench.__all__:
+        assert getattr(workbench, name) is not None, name
 
 
 def _is_docstring_or_future(node: ast.stmt) -> bool:
@@ -301,6 +305,7 @@ def test_every_module_declares_all(path: Path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     if path.name == "__main__.py" or all(_is_docstring_or_future(n) for n in tree.body):
         return  # a script, or a package whose __init__ holds only its docstring
-    declared = any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
-                   for n in tree.body)
+    targets = [t for n in tree.body if isinstance(n, ast.Assign) for t in n.targets]
+    targets += [n.target for n in tree.body if isinstance(n, ast.AnnAssign)]
+    declared = any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
     assert declared, f"{path.relative_to(PACKAGE.parent)} has no __all__"

@@ -61,6 +61,15 @@ def test_failed_attempts_are_error_children_of_the_llm_span(exported):
     assert all(a.start_ns >= llm.start_ns - 1_000_000 for a in attempts)
 
 
+def test_the_bundle_marks_each_failed_attempt_by_an_attribute_not_only_its_name(exported):
+    # the labextension tells attempts apart by this attribute (a span name is the user's to choose)
+    response = wb.complete("fall back please", "fake/fail?status=503", fallbacks=["fake/echo"], cache=False)
+    spans = wb.show_trace(response).bundle["spans"]
+    marked = [s["attributes"]["attempt"] for s in spans if "attempt" in s["attributes"]]
+    assert marked == list(range(1, len(response.attempts) + 1))
+    assert all(s["status"] == "ERROR" for s in spans if "attempt" in s["attributes"])
+
+
 def test_a_call_that_fails_everywhere_is_an_error_trace(exported):
     with pytest.raises(ProviderError):
         wb.complete("nobody answers", "fake/fail?status=400", cache=False)

@@ -70,7 +70,7 @@ def observe(record: CallRecord) -> str | None:
         start = _ns(attempt.started_at) if attempt.started_at else llm.start_ns
         child = SpanRecord(new_span_id(), llm.span_id, f"{attempt.model} (attempt {number})", "llm", start,
                            start + int(attempt.latency_ms * 1e6), "ERROR", attempt.error_type, attempt.message,
-                           attributes={"model": attempt.model, "retryable": attempt.retryable,
+                           attributes={"model": attempt.model, "attempt": number, "retryable": attempt.retryable,
                                        "latency_ms": attempt.latency_ms})
         trace.spans.append(child)
     run = context.current_run()
