@@ -21,6 +21,8 @@ from playwright.sync_api import expect
 
 from lab import Lab, Notebook
 
+pytestmark = pytest.mark.browser  # make test-fast leaves it out: JupyterLab in Chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -75,7 +77,7 @@ display({MIME: {"version": 3, "spans": "kept elsewhere now"},
 
 READ_ASSESSMENTS = '''\
 import json
-from workbench.tracing.backend import backend, current_uri
+from workbench.tracking.backend import backend, current_uri
 from workbench.tracing import exporter
 exporter.flush()
 stored = backend(current_uri()).client.get_trace(ANSWER.trace_id)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
-from workbench.gateway import models, prices
+from workbench.gateway import prices
 from workbench.gateway.endpoint_routes import EndpointRoute, from_deployments
 from workbench.gateway.endpoints import EndpointsFile, find_file, load
 
@@ -183,13 +183,7 @@ def describe_path() -> Path | None:
     return _state.file.path if _state.file is not None else None
 
 
-def _why_missing() -> str | None:
-    broken = problem()
-    return f"the endpoints file did not load: {broken}" if broken else None
-
-
-# Endpoint names resolve like routes, and what they answer is priced by their entries: registered here, so models
-# and prices import nothing of the endpoints file (gateway/__init__.py imports this module once).
-models.add_resolver(lookup, _why_missing)
+# What an endpoint answers is priced by its entry: registered here, so prices imports nothing of the endpoints file
+# (models.py imports this module, so the rule is in place before any endpoint can answer).
 prices.add_price_rule(price_rule)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.errors import ConfigError, MissingKeyError, ProviderError
-from workbench.gateway import models
 from workbench.gateway.endpoints import Deployment, env_reference
 from workbench.gateway.retry import classify
-from workbench.providers import CUSTOM_PROVIDERS, register
+from workbench.gateway.route import Route
+from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm
 from workbench.secrets import remember_secret
 
 __all__ = ["EndpointRoute", "PLACEHOLDER_KEY", "CONNECTION_PARAMS", "from_deployments", "with_connection"]
@@ -29,7 +29,7 @@ _AUTH_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
 
 
 @dataclass
-class EndpointRoute(models.Route):
+class EndpointRoute(Route):
     """A route whose deployments are endpoints (a server, a key variable, params), not bare model strings."""
 
     deployments: tuple[Deployment, ...] = ()
@@ -83,7 +83,7 @@ def _check_connection(connection: dict[str, Any]) -> dict[str, Any]:
     return connection
 
 
-def with_connection(name: str, target: str | models.Route, connection: dict[str, Any]) -> EndpointRoute:
+def with_connection(name: str, target: str | Route, connection: dict[str, Any]) -> EndpointRoute:
     """The call's primary model, sent with api_key/api_base/extra_headers given to complete().
 
     An endpoint keeps its cache identity (its name: a new api_base for it does not split the cache); a model
@@ -91,7 +91,7 @@ def with_connection(name: str, target: str | models.Route, connection: dict[str,
     connection = _check_connection(dict(connection))
     if isinstance(target, EndpointRoute):
         return replace(target, overrides={**target.overrides, **connection}, _lock=threading.Lock(), _built=None)
-    if isinstance(target, models.Route):
+    if isinstance(target, Route):
         deployments = tuple(Deployment(name=target.name, label=model, model=model, params={"weight": weight})
                             for model, weight in target.weights.items())
         identity = target.cache_identity()
@@ -137,10 +137,8 @@ def _key_for(deployment: Deployment, api_base: str | None, overrides: dict[str, 
 def _check_provider_key(deployment: Deployment) -> None:
     if deployment.model.split("/", 1)[0] in CUSTOM_PROVIDERS:
         return
-    import litellm
-
     try:
-        missing = tuple(litellm.validate_environment(deployment.model).get("missing_keys") or ())
+        missing = tuple(quiet_litellm().validate_environment(deployment.model).get("missing_keys") or ())
     except Exception:  # litellm cannot tell: let the provider answer for itself
         return
     if missing:
@@ -194,15 +192,13 @@ class _Caller:
     """What `Route.router()` returns for an endpoint: `.completion(model=..., **kwargs)` like a litellm Router.
 
     One deployment is one litellm.completion (no Router: ~15 ms saved per call); several go through a litellm
-    Router with simple-shuffle (weights, else rpm/tpm), no retries, no cooldowns, like models.Route."""
+    Router with simple-shuffle (weights, else rpm/tpm), no retries, no cooldowns, like Route."""
 
     def __init__(self, route: EndpointRoute) -> None:
         self.route = route
 
     def completion(self, *, model: str, **kwargs: Any) -> Any:
-        import litellm  # the gateway set it up quietly before asking a route
-
-        register()  # an endpoint may be a new name for fake/ or local/
+        litellm = quiet_litellm()  # our providers registered: an endpoint may be a new name for fake/ or local/
         route = self.route
         resolved = [(d, _litellm_params(d, route.overrides)) for d in route.deployments]
         declared = [p["timeout"] for _, p in resolved if isinstance(p.get("timeout"), int | float)]

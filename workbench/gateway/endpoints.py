@@ -266,14 +266,12 @@ class _Checker:
         return value
 
     def check_provider(self, model: str, name: str, line: int) -> None:
-        from workbench.providers import CUSTOM_PROVIDERS
+        from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm
 
         if model.split("/", 1)[0] in CUSTOM_PROVIDERS:
             return
-        import litellm
-
         try:
-            litellm.get_llm_provider(model)
+            quiet_litellm().get_llm_provider(model)
         except Exception:
             raise self.fail(line, f"entry {name!r}: litellm knows no provider for model {model!r}",
                             "write provider/model, e.g. openai/my-model for any OpenAI-compatible server "

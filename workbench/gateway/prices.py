@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchWarning
 
 __all__ = ["format_usd", "own_price", "Price", "set_price", "price_of", "cost_of", "clear_prices", "add_price_rule",
            "PriceRule"]
@@ -135,6 +135,7 @@ def cost_of(model: str, prompt_tokens: int, completion_tokens: int) -> float | N
                 f"no price known for {model!r}: its cost shows as None (unpriced); set one with "
                 f"workbench.set_price({model!r}, input_per_1m=..., output_per_1m=...) or, for an endpoint, "
                 "input_cost_per_token/output_cost_per_token in its entry of the endpoints file",
+                WorkbenchWarning,
                 stacklevel=4,
             )
         return None

@@ -62,6 +62,7 @@ class Session:
                 "prompt": " ".join(entry.prompt.split())[:80],
                 "at": pd.Timestamp(entry.created_at, unit="s"),
             })
-        columns = ["cell", "model", "model_used", "status", "tokens", "cost_usd", "latency_ms", "cache_hit", "fell_back",
+        columns = ["cell", "model", "model_used", "status", "tokens", "cost_usd", "latency_ms", "cache_hit",
+                   "fell_back",
                    "variables", "prompt", "cell_id", "at"]
         return pd.DataFrame(rows, columns=columns)
