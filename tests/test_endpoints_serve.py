@@ -21,7 +21,7 @@ import pytest
 from workbench import tracing
 from workbench.gateway import endpoint_registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]  # transformers serve loads SmolLM2
 
 _READY_TIMEOUT_S = 240.0  # model load on 2 shared cores; the server's own log is shown when it is exceeded
 
