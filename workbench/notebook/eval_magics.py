@@ -13,7 +13,6 @@ from typing import Any
 from IPython import display as ipython_display
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
-from workbench.evals.cli import add_eval_arguments, evaluation, verdict
 from workbench.notebook.guard import one_line_errors
 from workbench.notebook.parsing import MagicParser, split_words
 
@@ -23,6 +22,8 @@ _DOC = __doc__
 
 
 def _parser() -> MagicParser:
+    from workbench.evals.cli import add_eval_arguments  # when the magic runs: %load_ext stays light
+
     parser = MagicParser("%eval", "e.g. %eval support-qa -m fake/echo --scorer exact_match")
     add_eval_arguments(parser, data_flag=False)
     parser.add_argument("--out", "-o")
@@ -41,6 +42,8 @@ class EvalMagics(Magics):
     eval_magic.__doc__ = _DOC
 
     def _run(self, line: str) -> None:
+        from workbench.evals.cli import evaluation, verdict
+
         args = _parser().parse_args(split_words(line, "%eval"))
         result = evaluation(args)
         self.shell.user_ns["_eval"] = result

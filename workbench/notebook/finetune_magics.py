@@ -15,7 +15,6 @@ from IPython import display as ipython_display
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from workbench.errors import ConfigError
-from workbench.finetune.api import dpo, lora
 from workbench.notebook.guard import one_line_errors
 from workbench.notebook.parsing import MagicParser, split_words
 
@@ -68,6 +67,8 @@ class FineTuneMagics(Magics):
                           f"{_EXAMPLE}")
 
     def _run(self, line: str) -> None:
+        from workbench.finetune.api import dpo, lora  # when the magic runs: %load_ext stays light
+
         words = split_words(line, "%finetune")
         args = vars(_parser().parse_args(words))
         method, data, out, no_wait = args.pop("method"), self._data(args.pop("data")), args.pop("out"), \

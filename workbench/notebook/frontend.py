@@ -19,10 +19,8 @@ from typing import Any
 
 from IPython import get_ipython
 
-from workbench.config import settings
 from workbench.errors import WorkbenchError
-from workbench.gateway import hooks, stores
-from workbench.tracking import ui
+from workbench.gateway import hooks
 
 __all__ = ["JsonReply", "status", "status_json", "mlflow_ui_json", "register", "unregister"]
 
@@ -88,6 +86,9 @@ def _from_history() -> dict[str, Any] | None:
 def _budget() -> dict[str, Any] | None:
     """The global budget, else the tag budget closest to its limit; None when none is set. Only once the
     ledger exists (a call was made): asking must never create a store."""
+    from workbench.config import settings  # when asked: %load_ext stays light
+    from workbench.gateway import stores
+
     if not (settings().home / _LEDGER_FILE).exists():
         return None
     ledger = stores.ledger()
@@ -124,6 +125,8 @@ def status_json() -> JsonReply:
 
 def mlflow_ui_json() -> JsonReply:
     """Start (or reuse) the MLflow UI for the current store: {"url": ...} or {"error": "one line"}."""
+    from workbench.tracking import ui
+
     try:
         server = ui.start_ui()  # looked up at call time: tests stand a fake server in
     except WorkbenchError as exc:

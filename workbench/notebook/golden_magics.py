@@ -14,9 +14,7 @@ from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
-from workbench.datasets.golden import golden, golden_names
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.notebook.golden_editor import editor
 from workbench.notebook.guard import one_line_errors
 from workbench.notebook.history import Session
 from workbench.notebook.parsing import MagicParser, split_words
@@ -101,6 +99,9 @@ class GoldenMagics(Magics):
     golden_magic.__doc__ = _DOC
 
     def _run(self, line: str) -> Any:
+        from workbench.datasets.golden import golden, golden_names  # when the magic runs: %load_ext stays light
+        from workbench.notebook.golden_editor import editor
+
         words = split_words(line, "%golden")
         args = _parser().parse_args(words)
         if args.action == "list":
@@ -123,6 +124,8 @@ class GoldenMagics(Magics):
         return self._add(args)
 
     def _add(self, args: argparse.Namespace) -> None:
+        from workbench.datasets.golden import golden
+
         namespace = self.shell.user_ns
         if args.response:
             if args.response not in namespace:

@@ -6,12 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.notebook.lineage import CellContext
-
 if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.gateway.response import Response
+    from workbench.notebook.lineage import CellContext
 
 __all__ = ["HistoryEntry", "Session"]
 

@@ -2,7 +2,8 @@
 
 Commands that show a table return a DataFrame (so `df = %llm spend by project` works); commands that
 change something print one confirmation line. `%%llm?` lists every row of COMMANDS (its usage and summary),
-so a command cannot exist undocumented.
+so a command cannot exist undocumented. Each command imports the floor it calls when it runs: `%load_ext` loads
+the notebook floor alone (bench/bench_load_ext.py).
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench import config
 from workbench.errors import ConfigError
-from workbench.gateway import accounting, endpoint_registry, models, stores
 from workbench.gateway.prices import format_usd
 from workbench.notebook.history import Session
 from workbench.notebook.options import parse_key_value
 from workbench.notebook.parsing import split_words
-from workbench.tracking import runs, ui
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +26,9 @@ __all__ = ["LineCommand", "COMMANDS", "llm_line", "commands_help"]
 
 def _models(session: Session | None, args: list[str]) -> pd.DataFrame:
     import pandas as pd
+
+    from workbench import config
+    from workbench.gateway import models
 
     _no_args("models", args)
     default = config.settings().default_model
@@ -43,6 +44,8 @@ def _models(session: Session | None, args: list[str]) -> pd.DataFrame:
 
 def _endpoint_rows() -> list[dict[str, str]]:
     """One row per endpoint of the endpoints file: where it points, its key variable (never a key), its price."""
+    from workbench.gateway import endpoint_registry
+
     broken = endpoint_registry.problem()
     if broken:
         print(f"endpoints file not loaded: {broken}")
@@ -58,6 +61,8 @@ def _endpoint_rows() -> list[dict[str, str]]:
 
 def _endpoints(session: Session | None, args: list[str]) -> pd.DataFrame | None:
     import pandas as pd
+
+    from workbench.gateway import endpoint_registry
 
     if args == ["reload"]:
         found = endpoint_registry.reload_endpoints()
@@ -80,6 +85,8 @@ def _endpoints(session: Session | None, args: list[str]) -> pd.DataFrame | None:
 
 
 def _config(session: Session | None, args: list[str]) -> None:
+    from workbench import config
+
     if not args:
         current = config.settings()
         for name in ("home", "default_model", "judge_model", "tracking_uri", "cache_ttl_s", "max_retries",
@@ -92,6 +99,8 @@ def _config(session: Session | None, args: list[str]) -> None:
 
 
 def _alias(session: Session | None, args: list[str]) -> pd.DataFrame | None:
+    from workbench.gateway import models
+
     if not args:
         return _models(session, []).query("kind == 'alias'")
     for raw in args:
@@ -102,6 +111,8 @@ def _alias(session: Session | None, args: list[str]) -> pd.DataFrame | None:
 
 
 def _route(session: Session | None, args: list[str]) -> None:
+    from workbench.gateway import models
+
     if len(args) < 2:
         raise ConfigError("%llm route needs a name and MODEL=WEIGHT pairs, e.g. "
                           "%llm route chat fake/echo=0.9 local/smollm2=0.1")
@@ -119,6 +130,8 @@ def _route(session: Session | None, args: list[str]) -> None:
 
 
 def _spend(session: Session | None, args: list[str]) -> pd.DataFrame:
+    from workbench.gateway import accounting
+
     if not args:
         return accounting.spend()
     if len(args) == 2 and args[0] == "by":
@@ -148,6 +161,8 @@ def _usd(raw: str) -> float:
 
 def _budget(session: Session | None, args: list[str]) -> pd.DataFrame | None:
     import pandas as pd
+
+    from workbench.gateway import accounting, stores
 
     if not args:
         ledger = stores.ledger()
@@ -190,6 +205,8 @@ def _chat(session: Session | None, args: list[str]) -> pd.DataFrame | None:
 
 
 def _mlflow(session: Session | None, args: list[str]) -> None:
+    from workbench.tracking import ui
+
     port = None
     for arg in args:
         key, _, value = arg.partition("=")
@@ -201,6 +218,8 @@ def _mlflow(session: Session | None, args: list[str]) -> None:
 
 
 def _run(session: Session | None, args: list[str]) -> None:
+    from workbench.tracking import runs
+
     if not args or args[0] not in ("start", "end"):
         raise ConfigError("use %llm run start [NAME] [experiment=EXP] [param=value ...] or %llm run end")
     if args[0] == "end":

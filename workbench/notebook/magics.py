@@ -3,31 +3,30 @@
 Everything a cell does is one call of the Python API (workbench.complete / workbench.stream); this module
 only parses, interpolates, displays and remembers. A WorkbenchError becomes one red line in the cell
 (WORKBENCH_DEBUG=1 lets it raise with its traceback); any other exception raises as usual.
+
+The floors below (gateway, tracing, tracking) are imported when a cell runs, not here: `%load_ext workbench`
+imports the notebook floor alone, which keeps it within its 0.15 s budget (bench/bench_load_ext.py).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython import display as ipython_display
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
-from workbench import config
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.gateway import client
-from workbench.gateway.models import validate_model
 from workbench.notebook import display as show
 from workbench.notebook.formats import extract_json, strip_fence
 from workbench.notebook.guard import debug_enabled, one_line_errors, quiet_warnings
 from workbench.notebook.history import HistoryEntry, Session
 from workbench.notebook.interpolation import interpolate
 from workbench.notebook.line_commands import commands_help, llm_line
-from workbench.notebook.lineage import CellContext, in_cell
 from workbench.notebook.options import CellOptions, flags_help, parse_cell_line
-from workbench.notebook.signals_bar import signals_bar
-from workbench.tracing.view import show_trace
-from workbench.tracking.prompts import register_prompt
+
+if TYPE_CHECKING:
+    from workbench.notebook.lineage import CellContext
 
 __all__ = ["LLMMagics"]
 
@@ -86,6 +85,10 @@ class LLMMagics(Magics):
     # -- the cell form -------------------------------------------------------------------------------
 
     def _run_cell(self, line: str, cell: str) -> None:
+        from workbench import config
+        from workbench.gateway.models import validate_model
+        from workbench.notebook.lineage import CellContext, in_cell
+
         options = parse_cell_line(line)
         if not cell.strip():
             raise ConfigError("the %%llm cell is empty: write the prompt on the lines below %%llm, e.g. 'Say hello'")
@@ -123,6 +126,8 @@ class LLMMagics(Magics):
     def _register_prompt(name: str | None, template: str) -> tuple[str | None, int | None]:
         if name is None:
             return None, None
+        from workbench.tracking.prompts import register_prompt
+
         saved = register_prompt(name, template)
         return saved.name, int(saved.version)
 
@@ -154,6 +159,8 @@ class LLMMagics(Magics):
     def _ask(self, column: show.Column, columns: list[show.Column], live: show.LiveDisplay, options: CellOptions,
              prompt: Any, system: str | None) -> None:
         """One model's call into its column. WorkbenchErrors stay in the column; Ctrl-C stops the cell."""
+        from workbench.gateway import client  # through the module: tests spy on client.complete
+
         kwargs = dict(system=system, fallbacks=options.fallbacks, tags=options.tags, cache=options.cache,
                       **options.params())
         chunks: Any = None
@@ -231,10 +238,14 @@ class LLMMagics(Magics):
         if options.trace:
             self._show_traces([c.response for c in columns if c.response is not None])
         if options.signals and any(getattr(r, "trace_id", None) for r in answered.values()):
+            from workbench.notebook.signals_bar import signals_bar
+
             # Under the answer, from the main thread: each click becomes one workbench.feedback(...) call.
             ipython_display.display(signals_bar(answered if len(columns) > 1 else value))
 
     @staticmethod
     def _show_traces(responses: list[Any]) -> None:
+        from workbench.tracing.view import show_trace
+
         for response in responses:
             ipython_display.display(show_trace(response))  # a TraceView: the tree bundle with its HTML fallback

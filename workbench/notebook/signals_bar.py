@@ -12,9 +12,7 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from workbench.datasets.golden import golden as golden_dataset
 from workbench.notebook.golden_magics import row_from_call
-from workbench.signals.collect import feedback
 
 __all__ = ["signals_bar", "SignalsFallback"]
 
@@ -71,6 +69,9 @@ def _guarded(label: Any, action: Callable[[], str]) -> Callable[..., None]:
 
 
 def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
+    from workbench.datasets.golden import golden as golden_dataset  # on first use: %load_ext stays light
+    from workbench.signals.collect import feedback
+
     trace_id = response.trace_id
     up = w.Button(description="👍", tooltip="good answer", layout=w.Layout(width="3em"))
     down = w.Button(description="👎", tooltip="bad answer", layout=w.Layout(width="3em"))
@@ -132,6 +133,8 @@ def signals_bar(responses: Any, *, golden_name: str = "golden") -> Any:
             parts.append(w.HTML(f"<b>{html.escape(response.model)}</b>"))
         parts.append(bar)
     if len(traced) > 1:
+        from workbench.signals.collect import feedback
+
         labels = [f"{i + 1}: {r.model}" for i, r in enumerate(traced)]
         pick = w.ToggleButtons(options=labels, value=None, description="better:")
 

@@ -11,7 +11,6 @@ from IPython import display as ipython_display
 
 from workbench.errors import ConfigError
 from workbench.notebook.guard import one_line_errors
-from workbench.tracing.view import show_trace
 
 __all__ = ["register", "trace_magic"]
 
@@ -22,6 +21,8 @@ def _display(obj: Any) -> None:
 
 def trace_magic(line: str) -> None:
     """%trace shows the last trace as a tree; %trace <trace_id> shows that one (read from MLflow if needed)."""
+    from workbench.tracing.view import show_trace  # when the magic runs: %load_ext stays light
+
     words = line.split()
     if len(words) > 1:
         raise ConfigError(f"%trace takes at most one trace id, got {line.strip()!r}: e.g. %trace tr-6c1f...")
