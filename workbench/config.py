@@ -176,7 +176,7 @@ def settings() -> Settings:
     return _current
 
 
-def configure(**options: Any) -> Settings:
+def configure(**options: object) -> Settings:
     """Set options for this process: home, default_model, judge_model, tracking_uri, cache_ttl_s,
     max_retries, retry_backoff_s, timeout_s, tracing. Unknown names and bad values raise ConfigError."""
     global _current

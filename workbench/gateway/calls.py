@@ -109,12 +109,12 @@ def _apply_pick(chain: list[tuple[str, str | models.Route]], tags: dict[str, str
 
 
 def prepare(
-    prompt_or_messages: Any,
+    prompt_or_messages: object,
     model: str | None,
     *,
     system: str | None,
-    fallbacks: Any,
-    tags: Any,
+    fallbacks: object,
+    tags: object,
     cache: bool,
     timeout: float | None,
     params: dict[str, Any],

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from workbench.config import settings
@@ -245,29 +245,34 @@ def _check_budget(call: PreparedCall) -> None:
             )
 
 
-@overload
-def complete(prompt_or_messages: Any, model: str | None = None, *, system: str | None = None, fallbacks: Any = (),
-             tags: dict[str, str] | None = None, cache: bool = True, stream: Literal[False] = False,
-             timeout: float | None = None, **params: Any) -> Response: ...
+# What a call accepts: a prompt, or chat messages ({"role": ..., "content": ...}); checked by prepare().
+Prompt = str | Sequence[Mapping[str, object]]
+Fallbacks = str | Sequence[str] | None
 
 
 @overload
-def complete(prompt_or_messages: Any, model: str | None = None, *, system: str | None = None, fallbacks: Any = (),
-             tags: dict[str, str] | None = None, cache: bool = True, stream: Literal[True],
-             timeout: float | None = None, **params: Any) -> Stream: ...
+def complete(prompt_or_messages: Prompt, model: str | None = None, *, system: str | None = None,
+             fallbacks: Fallbacks = (), tags: dict[str, str] | None = None, cache: bool = True,
+             stream: Literal[False] = False, timeout: float | None = None, **params: object) -> Response: ...
+
+
+@overload
+def complete(prompt_or_messages: Prompt, model: str | None = None, *, system: str | None = None,
+             fallbacks: Fallbacks = (), tags: dict[str, str] | None = None, cache: bool = True,
+             stream: Literal[True], timeout: float | None = None, **params: object) -> Stream: ...
 
 
 def complete(
-    prompt_or_messages: Any,
+    prompt_or_messages: Prompt,
     model: str | None = None,
     *,
     system: str | None = None,
-    fallbacks: Any = (),
+    fallbacks: Fallbacks = (),
     tags: dict[str, str] | None = None,
     cache: bool = True,
     stream: bool = False,
     timeout: float | None = None,
-    **params: Any,
+    **params: object,
 ) -> Response | Stream:
     """Call a model through the gateway and return a Response (with stream=True, a Stream).
 
@@ -289,15 +294,21 @@ def complete(
     return flow.answered(response)
 
 
-async def acomplete(prompt_or_messages: Any, model: str | None = None, **kwargs: Any) -> Response:
+async def acomplete(prompt_or_messages: Prompt, model: str | None = None, *, system: str | None = None,
+                    fallbacks: Fallbacks = (), tags: dict[str, str] | None = None, cache: bool = True,
+                    timeout: float | None = None, **params: object) -> Response:
     """complete() without blocking the event loop (it runs on a worker thread)."""
-    return await asyncio.to_thread(functools.partial(complete, prompt_or_messages, model, **kwargs))
+    call = functools.partial(complete, prompt_or_messages, model, system=system, fallbacks=fallbacks, tags=tags,
+                             cache=cache, stream=False, timeout=timeout, **params)
+    return await asyncio.to_thread(call)
 
 
-def stream(prompt_or_messages: Any, model: str | None = None, **kwargs: Any) -> Stream:
+def stream(prompt_or_messages: Prompt, model: str | None = None, *, system: str | None = None,
+           fallbacks: Fallbacks = (), tags: dict[str, str] | None = None, cache: bool = True,
+           timeout: float | None = None, **params: object) -> Stream:
     """Iterate over text chunks as they arrive; afterwards `.response` holds the whole Response."""
-    kwargs.pop("stream", None)
-    return complete(prompt_or_messages, model, stream=True, **kwargs)
+    return complete(prompt_or_messages, model, system=system, fallbacks=fallbacks, tags=tags, cache=cache,
+                    stream=True, timeout=timeout, **params)
 
 
 class Stream:

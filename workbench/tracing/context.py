@@ -203,7 +203,8 @@ class Span:
         return f"<Span {kind} {name!r} trace={self.trace_id}>"
 
 
-def span(name: str, kind: str = "chain", *, inputs: Any = None, attributes: dict[str, Any] | None = None) -> Span:
+def span(name: str, kind: str = "chain", *, inputs: object = None,
+         attributes: dict[str, object] | None = None) -> Span:
     """A context manager for one user step; calls made inside become its children."""
     return Span(name, kind, inputs, attributes)
 
@@ -224,7 +225,8 @@ def traced(fn: F, *, name: str | None = ..., kind: str = ..., capture: bool = ..
 def traced(fn: None = ..., *, name: str | None = ..., kind: str = ..., capture: bool = ...) -> Callable[[F], F]: ...
 
 
-def traced(fn: Any = None, *, name: str | None = None, kind: str = "chain", capture: bool = True) -> Any:
+def traced(fn: F | None = None, *, name: str | None = None, kind: str = "chain",
+           capture: bool = True) -> F | Callable[[F], F]:
     """Decorate a function (sync or async) so each call is a span; arguments and return value become its
     inputs and outputs unless capture=False."""
     check_kind(kind)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.errors import NotFoundError, StoreError, WorkbenchError
+from workbench.gateway.response import Response
 from workbench.tracing import exporter, memory
 from workbench.tracing.bundle import MIME_TYPE, build_bundle
 from workbench.tracing.mlflow_io import from_mlflow
@@ -25,7 +26,7 @@ def last_trace_id() -> str | None:
     return memory.last_trace_id()
 
 
-def get_trace(trace_id: str | None = None) -> TraceRecord:
+def get_trace(trace_id: str | Response | None = None) -> TraceRecord:
     """The trace as plain records: from memory when recent, else from MLflow (waiting traces flushed first)."""
     if trace_id is None:
         trace_id = memory.last_trace_id()
@@ -93,6 +94,6 @@ class TraceView:
         return self.text
 
 
-def show_trace(trace_id: Any = None) -> TraceView:
+def show_trace(trace_id: str | Response | None = None) -> TraceView:
     """The last trace (or the one with this id, or a Response's) as a TraceView, which displays itself."""
     return TraceView(get_trace(trace_id))

@@ -12,12 +12,15 @@ import json
 import re
 import string
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
 from workbench.secrets import redact
 from workbench.tracking.backend import ensure_mlflow
 from workbench.tracking.gate import is_not_found
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Prompt", "prompt", "prompts", "register_prompt", "template_variables", "SYNTAX_TAG"]
 
@@ -141,7 +144,7 @@ def prompt(name: str, version: int | str | None = None) -> Prompt:
     return _from_mlflow(found)
 
 
-def prompts() -> Any:
+def prompts() -> pd.DataFrame:
     """Registered prompts as a DataFrame: name, latest version, syntax, variables, template, created."""
     import pandas as pd
 

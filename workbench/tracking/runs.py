@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from contextvars import Token
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
 from workbench.secrets import redact
 from workbench.tracking import active as current
 from workbench.tracking import gate, pending
 from workbench.tracking.backend import backend, current_uri, default_experiment_name, ensure_mlflow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Run", "run", "runs", "start_run", "end_run", "active_run"]
 
@@ -109,7 +112,7 @@ def _metric(key: str, value: float) -> Any:
     return Metric(key, float(value), int(time.time() * 1000), 0)
 
 
-def run(experiment: str | None = None, name: str | None = None, **params: Any) -> Run:
+def run(experiment: str | None = None, name: str | None = None, **params: object) -> Run:
     """A context manager that opens an MLflow run in `experiment`; calls inside log under it."""
     return Run(experiment, name, **params)
 
@@ -141,7 +144,7 @@ def active_run() -> current.RunRef | None:
     return current.current_run()
 
 
-def runs(experiment: str | None = None, max_results: int = 100) -> Any:
+def runs(experiment: str | None = None, max_results: int = 100) -> pd.DataFrame:
     """Recent runs as a DataFrame (newest first): all experiments, or one by name."""
     mlflow = ensure_mlflow()
     pending.flush()
