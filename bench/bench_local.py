@@ -30,7 +30,7 @@ PROMPT = "Write a short story about a dragon who learns to bake bread."
 
 
 def _load_times() -> tuple[float, float, str]:
-    from workbench.providers import local_model
+    from workbench.providers.local import weights as local_model
 
     scratch = tempfile.mkdtemp(prefix="wb-model-cache-")
     previous = os.environ.get("WORKBENCH_MODEL_CACHE")
@@ -60,8 +60,8 @@ def main() -> None:
 
     clock = time.perf_counter()
     import workbench
-    from workbench.providers import local_generate  # before torch: it sets torch's thread wait policy
-    from workbench.providers.local_adapters import model_for
+    from workbench.providers.local import generate as local_generate  # before torch: it sets torch's thread wait policy
+    from workbench.providers.local.adapters import model_for
 
     import torch  # imported up front so the load times below are loads only
     import transformers  # noqa: F401 - likewise

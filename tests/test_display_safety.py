@@ -37,7 +37,8 @@ def test_remote_images_in_a_markdown_answer_are_links_not_fetched(ip, answer):
 
 
 def test_inline_data_images_still_render(ip):
-    png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
+    png = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJ"
+           "RU5ErkJggg==")
     fake.enqueue([f"A dot: ![dot]({png})"])
     html, _ = _cell_html(ip, "%%llm -m fake/script\nx")
     assert f'<img src="{png}" alt="dot">' in html
@@ -52,7 +53,8 @@ def test_a_huge_answer_is_shown_capped_with_the_whole_text_in_llm(ip):
     assert "of 500,000 characters" in plain and "_llm.text" in plain and "_llm.text" in html
 
 
-@pytest.mark.parametrize("answer", ["[" * 100_000, "![" * 50_000, "[a](" * 25_000, "|a" * 50_000 + "\n" + "|-" * 50_000])
+@pytest.mark.parametrize("answer", ["[" * 100_000, "![" * 50_000, "[a](" * 25_000,
+                                    "|a" * 50_000 + "\n" + "|-" * 50_000])
 def test_degenerate_markdown_is_shown_quickly_as_text(ip, answer):
     fake.enqueue([answer])
     started = time.perf_counter()

@@ -15,8 +15,8 @@ import pytest
 
 import workbench
 from workbench.errors import WorkbenchError
-from workbench.gateway.secrets import redact
 from workbench.providers import fake
+from workbench.secrets import redact
 
 PASSWORD = "Pw-hunter22-tracking"
 

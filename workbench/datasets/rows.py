@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError
-from workbench.gateway.scrub import scrub_text, scrub_value
+from workbench.scrub import scrub_text, scrub_value
 
 __all__ = ["GoldenRow", "digest", "normalize_input", "normalize_tags", "parse_bool", "input_text", "row_key"]
 
@@ -121,7 +121,7 @@ def input_text(value: str | list[dict[str, Any]]) -> str:
     return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in value)
 
 
-def row_key(value: str | list[dict[str, Any]], occurrence: int = 0) -> str:
+def row_key(value: object, occurrence: int = 0) -> str:
     """A stable key for pairing rows across evaluations: the input's content (and which duplicate it is)."""
     canonical = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{occurrence}\x00{canonical}".encode()).hexdigest()[:16]

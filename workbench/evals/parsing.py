@@ -41,11 +41,13 @@ _NUMBER_TOKEN = re.compile(_NUM + _SCALE, re.IGNORECASE)
 _NUMBER_ALONE = re.compile(r"(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)" + _SCALE, re.IGNORECASE)
 # A label and what may sit between it and its number ("Score: **4", '"score": "4', "rating of 4"). Labels are
 # found in one pass; a number is labelled when a label ends where it starts (possessive: no giving back).
-_SCORE_LABEL = re.compile(r"(?<![a-z])(?:score|rating|grade|similarity)[\"']?\s*+(?:is|of|=|:)?\s*+[\"'*]*+\s*+", re.IGNORECASE)
+_SCORE_LABEL = re.compile(r"(?<![a-z])(?:score|rating|grade|similarity)[\"']?\s*+(?:is|of|=|:)?\s*+[\"'*]*+\s*+",
+                          re.IGNORECASE)
 _WRAPPED_BEFORE = re.compile(r"(?:\*\*|\[\[)\s*+")
 _WRAPPED_AFTER = re.compile(r"\s*+(?:\*\*|\]\])")
 _UNLABELLED_SCALES = (5.0, 10.0, 100.0)  # "3/4 of the facts" is prose, "3/5" a score
-_NOT_A_RATIONALE = re.compile(r"(?:final|score|rating|grade|similarity|winner|verdict|answer|is|of)|[\W_]", re.IGNORECASE)
+_NOT_A_RATIONALE = re.compile(r"(?:final|score|rating|grade|similarity|winner|verdict|answer|is|of)|[\W_]",
+                              re.IGNORECASE)
 _CLOSING_TAIL = re.compile(r"[\s*_`.!)\]}\"']*+")
 
 _CHOICE_TOKEN = re.compile(r"(?<![\w'])(A|B|[Tt][Ii][Ee])(?![\w'])")

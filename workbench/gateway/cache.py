@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.gateway.scrub import scrub_value
+from workbench.scrub import scrub_value
 from workbench.sqlite_store import SqliteStore
 
 __all__ = ["AnswerCache", "cache_key"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["scrub_value", "scrub_text"]
 
