@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import workbench
+from workbench import secrets
 from workbench.errors import WorkbenchError
 from workbench.providers import fake
 from workbench.secrets import redact
@@ -156,6 +157,30 @@ def test_a_key_in_golden_rows_reaches_no_store_or_file(key_in_environment, workb
 # -- item 14: an api_key= passed to one call ------------------------------------------------------------------------
 
 CALL_KEY = "wbk-live-Q7x9Lm2Pz4Rt8Vn3Kd5"
+
+
+def test_a_key_in_use_is_never_the_one_the_bounded_set_forgets(monkeypatch):
+    # endpoint calls remember their key on every call; the set drops the least recently remembered, so a key used
+    # all along survives any number of one-off keys passed once
+    monkeypatch.setattr(secrets, "_remembered", {})
+    secrets.remember_secret("in-use-key-000")
+    for number in range(secrets._REMEMBER_MAX * 2):
+        secrets.remember_secret(f"one-off-key-{number:04d}")
+        if number % 50 == 0:  # used now and then, far more often than the set turns over
+            secrets.remember_secret(" in-use-key-000 ")  # the same key, whitespace and all
+        assert "in-use-key-000" in secrets.secret_values(), f"forgotten after {number + 1} one-off keys"
+    assert redact("refused in-use-key-000") == "refused ***"
+    assert len(secrets._remembered) == secrets._REMEMBER_MAX
+
+
+def test_credentials_among_a_calls_params_are_remembered_headers_included(monkeypatch):
+    monkeypatch.setattr(secrets, "_remembered", {})
+    secrets.remember_credentials({
+        "api_key": "call-key-123456", "temperature": 0.5, "aws_secret_access_key": "aws-s3cr3t",
+        "extra_headers": {"Authorization": "Bearer tok-abcdef", "Cookie": "sid=cookie-val-1", "X-Team": "support-team"},
+    })
+    assert set(secrets._remembered) == {"call-key-123456", "aws-s3cr3t", "Bearer tok-abcdef", "tok-abcdef",
+                                        "sid=cookie-val-1"}
 
 
 class _Quoting401(http.server.BaseHTTPRequestHandler):
