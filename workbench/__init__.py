@@ -74,6 +74,8 @@ _EXPORTS = {
     "compare": "workbench.evals.compare",
     "gate": "workbench.evals.compare",
     "GateResult": "workbench.evals.compare",
+    "plan": "workbench.evals.planning",
+    "Plan": "workbench.evals.planning",
     "calibrate": "workbench.evals.calibrate",
     "feedback": "workbench.signals.collect",
     "training_data": "workbench.signals.exports",
@@ -110,6 +112,7 @@ if TYPE_CHECKING:
     from workbench.gateway.response import Attempt, Response
     from workbench.evals.calibrate import calibrate
     from workbench.evals.compare import GateResult, compare, gate
+    from workbench.evals.planning import Plan, plan
     from workbench.evals.result import EvalResult
     from workbench.evals.runner import evaluate
     from workbench.evals.scoring import scorers

@@ -170,6 +170,8 @@ def _reason(part: dict[str, Any], test: str, margin: float, confidence: float, p
     if test == "superiority":
         verdict = "is at least" if passed else "is below"
         claim = f"its lower bound {verdict} min_delta {min_delta:+.3f}"
+        if not passed and part["ci_low"] >= min_delta:
+            claim = f"its lower bound is at least min_delta {min_delta:+.3f}, but the exact McNemar test does not confirm it"
     elif test == "non_inferiority":
         claim = f"non-inferior within margin {margin:.3f}" if passed else f"not shown non-inferior within margin {margin:.3f}"
     else:

@@ -29,6 +29,7 @@ __all__ = ["TESTS", "Decision", "decide", "holm", "min_detectable_effect", "chec
 
 TESTS = ("superiority", "non_inferiority", "equivalence")
 RESAMPLES = 2000
+_CHUNK = 2500
 
 
 def check_test(test: str, margin: float | None) -> float:
@@ -99,22 +100,21 @@ def decide(deltas: Any, *, test: str = "superiority", margin: float = 0.0, confi
     if n == 0:
         nan = np.full(reps, np.nan)
         return Decision(0, nan, nan, nan, np.ones(reps), np.ones(reps), np.ones(reps))
-    means = data @ _weights(n, resamples, seed).T / n
-    if noise_var > 0:
-        noise = np.random.default_rng(seed + 1).standard_normal(resamples) * noise_var ** 0.5
-        means = means + noise[None, :]
-    means = np.round(means, 12)  # a sum of equal values must not drift across a margin it sits on
-    one_sided = (1 - confidence) / 2
-    level = tail_level(one_sided, n)
-    low, high = np.quantile(means, level, axis=1), np.quantile(means, 1 - level, axis=1)
-    p_better = _p_above(means, 0.0, n)
-    p_worse = _p_above(-means, 0.0, n)
-    if test == "superiority":
-        p = _p_above(means, margin, n)
-    elif test == "non_inferiority":
-        p = _p_above(means, -margin, n)
-    else:  # two one-sided tests: above -margin and below +margin
-        p = np.maximum(_p_above(means, -margin, n), _p_above(-means, -margin, n))
+    weights = _weights(n, resamples, seed).T / n
+    noise = np.random.default_rng(seed + 1).standard_normal(resamples) * noise_var ** 0.5 if noise_var > 0 else 0.0
+    level = tail_level((1 - confidence) / 2, n)
+    parts = []
+    for start in range(0, reps, _CHUNK):  # a simulation's thousands of rows, a chunk at a time (memory)
+        means = np.round(data[start:start + _CHUNK] @ weights + noise, 12)  # equal values must not drift
+        if test == "superiority":
+            p = _p_above(means, margin, n)
+        elif test == "non_inferiority":
+            p = _p_above(means, -margin, n)
+        else:  # two one-sided tests: above -margin and below +margin
+            p = np.maximum(_p_above(means, -margin, n), _p_above(-means, -margin, n))
+        parts.append((np.quantile(means, level, axis=1), np.quantile(means, 1 - level, axis=1), p,
+                      _p_above(-means, 0.0, n), _p_above(means, 0.0, n)))
+    low, high, p, p_worse, p_better = (np.concatenate(column) for column in zip(*parts, strict=True))
     return Decision(n, data.mean(axis=1), low, high, p, p_worse, p_better)
 
 
