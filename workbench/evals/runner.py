@@ -22,6 +22,7 @@ from typing import Any
 from workbench.datasets.golden import GoldenDataset, resolve_data
 from workbench.datasets.rows import GoldenRow, input_text, row_key
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals.concurrency import AdaptiveLimit, Stopped, limited, use_limit
 from workbench.evals.result import EvalResult
 from workbench.evals.scoring import Score, Scorer, ScoreInput, as_scorer
 
@@ -150,9 +151,12 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         record: dict[str, Any] = {"row": index, "row_key": key, "row_id": row.row_id, "input": text,
                                   "expected": row.expected, "model": model}
         try:
-            response = workbench.complete(payload, model, cache=plan.cache, tags=plan.tags, **plan.params)
+            response = limited(lambda: workbench.complete(payload, model, cache=plan.cache, tags=plan.tags,
+                                                          **plan.params))
             record.update(output=response.text, error=None, latency_ms=response.latency_ms,
                           cost_usd=response.cost_usd or 0.0, cache_hit=response.cache_hit, trace_id=response.trace_id)
+        except Stopped:  # stopped while waiting on a rate limit: the row is dropped
+            return None
         except WorkbenchError as exc:  # a failed row is recorded, never stops the run
             record.update(output=None, error=f"{type(exc).__name__}: {exc}"[:1000], latency_ms=NAN, cost_usd=0.0,
                           cache_hit=False, trace_id=None)
@@ -163,7 +167,7 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         _score_all(plan, scorer, records, text, row, key)
     for record in records:
         record["judge_cost_usd"] = sum(record.pop(f"_{s.name}_cost", 0.0) for s in plan.scorers)
-    return records
+    return None if stop.is_set() else records  # a judge may have been cut short by the stop
 
 
 def _put(record: dict[str, Any], scorer: Scorer, score: Score) -> None:
@@ -214,6 +218,7 @@ class _Execution:
         self.done: dict[int, list[dict[str, Any]]] = {}
         self.show = progress
         self.interrupted = False
+        self.limit = AdaptiveLimit(concurrency)  # AIMD on 429s: the workers share it
 
     def _collect(self, future: Future) -> None:
         records = future.result()
@@ -230,6 +235,7 @@ class _Execution:
         progress.update(0, force=True)
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="workbench-eval")
         pending: set[Future] = set()
+        token = use_limit(self.limit, self.stop)  # each worker's copied context carries it
         try:
             for index in range(len(self.plan.rows)):  # a context copy each: a Context runs in one thread at a time
                 pending.add(executor.submit(contextvars.copy_context().run, _row_task, self.plan, index, self.stop))
@@ -237,7 +243,7 @@ class _Execution:
                 finished, pending = wait(pending, timeout=_WAIT_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._collect(future)
-                progress.update(len(self.done), self.failed())
+                progress.update(len(self.done), self.failed(), state=self.limit.describe())
                 if self.cancel is not None and self.cancel.is_set():
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -248,8 +254,12 @@ class _Execution:
                     self._collect(future)
                 future.cancel()
         finally:
+            token.var.reset(token)
             executor.shutdown(wait=not self.interrupted, cancel_futures=True)
         state = " · interrupted: rows scored so far kept" if self.interrupted else " · done"
+        if self.limit.refusals:
+            state += (f" · concurrency {self.limit.maximum} -> {self.limit.lowest} at the lowest, "
+                      f"{self.limit.refusals} calls rate-limited and made again")
         progress.close(len(self.done), self.failed(), state)
         return [record for index in sorted(self.done) for record in self.done[index]]
 

@@ -195,8 +195,11 @@ def judge_call(model: str, prompt: str) -> tuple[str, float, str | None]:
     """(answer text, cost, trace id) of one judge call: deterministic settings, short answers."""
     import workbench
 
+    from workbench.evals.concurrency import limited
+
     limit = LOCAL_JUDGE_MAX_TOKENS if model.startswith("local/") else JUDGE_MAX_TOKENS
-    response = workbench.complete(prompt, model, temperature=0, max_tokens=limit, tags={"workbench.role": "judge"})
+    response = limited(lambda: workbench.complete(prompt, model, temperature=0, max_tokens=limit,
+                                                  tags={"workbench.role": "judge"}))
     return response.text, response.cost_usd or 0.0, response.trace_id
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from workbench.errors import BudgetExceeded, MissingKeyError, ProviderError, StreamInterrupted, WorkbenchError
-from workbench.gateway import hooks, models, prices, stores
+from workbench.gateway import hooks, models, prices, ratelimit, stores
 from workbench.gateway.calls import PreparedCall, prepare
 from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.prices import format_usd
@@ -113,9 +113,15 @@ def _run_chain(call: PreparedCall, attempt: Callable[[str | models.Route], T]) -
             failures.append(
                 Attempt(name, kind.error_type, kind.message, (time.perf_counter() - clock) * 1000, kind.retryable, started)
             )
+            if kind.retryable and ratelimit.is_rate_limit(last_error):
+                if ratelimit.deferred():  # the caller paces itself: no retry here, no fallback
+                    raise ratelimit.handed_back(name, failures, last_error)
+                hint = ratelimit.retry_after_s(last_error)
+            else:
+                hint = None
             if not kind.retryable or retry == config.max_retries:
                 break
-            time.sleep(backoff_s(retry, config.retry_backoff_s))
+            time.sleep(max(backoff_s(retry, config.retry_backoff_s), hint or 0.0))  # Retry-After, when given
     raise _all_failed(call, failures, last_error)
 
 
