@@ -18,7 +18,7 @@ from workbench.gateway import hooks, models, prices, ratelimit, stores
 from workbench.gateway.calls import PreparedCall, prepare
 from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.prices import format_usd
-from workbench.gateway.response import Attempt, Response
+from workbench.gateway.response import Attempt, Response, plain_logprobs
 from workbench.gateway.retry import backoff_s, classify
 from workbench.secrets import redact
 
@@ -180,7 +180,7 @@ def _from_cache(call: PreparedCall, clock: float) -> Response | None:
         text=hit["text"], model=call.model, model_used=hit["model_used"], prompt_tokens=hit["prompt_tokens"],
         completion_tokens=hit["completion_tokens"], cost_usd=0.0, latency_ms=(time.perf_counter() - clock) * 1000,
         cache_hit=True, tags=dict(call.tags), finish_reason=hit.get("finish_reason"), messages=call.messages,
-        params=call.recorded_params,
+        params=call.recorded_params, logprobs=hit.get("logprobs"),
     )
 
 
@@ -196,6 +196,7 @@ def _store_in_cache(call: PreparedCall, response: Response, position: int) -> No
         {
             "text": response.text, "model_used": response.model_used, "prompt_tokens": response.prompt_tokens,
             "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
+            "logprobs": response.logprobs,  # asked for (logprobs=True is in the key): part of the answer
         },
         ttl_s=settings().cache_ttl_s,
         model=response.model_used,
@@ -250,6 +251,7 @@ def _response_from(call: PreparedCall, result: Any, model_used: str, clock: floa
         fell_back=position > 0,
         messages=call.messages,
         params=call.recorded_params,
+        logprobs=plain_logprobs(choice),
     )
 
 
