@@ -7,6 +7,9 @@ one test checks that gate() on simulated evaluations reaches exactly the decisio
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +181,34 @@ def test_judge_noise_widens_the_interval():
     assert noisy.judge_noise_sd == pytest.approx((2 * 60 / 3) ** 0.5 / 60)
     assert noisy.ci_high - noisy.ci_low > quiet.ci_high - quiet.ci_low
     assert "judge noise" in noisy.reason
+
+
+def test_cli_gate_one_line_exit_code_and_the_verdict_in_mlflow(tmp_path, capsys):
+    import mlflow
+
+    from workbench.cli import main
+    from workbench.providers import fake
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(f'{{"input": "q{i}", "expected": "q{i}"}}\n' for i in range(30)), encoding="utf-8")
+    assert main(["eval", "--dataset", str(path), "-m", "fake/echo", "-s", "exact_match,token_f1"]) == 0
+    baseline = capsys.readouterr().out.split("run_id ")[1].split()[0]
+    fake.enqueue(["q0", "q1", "no"] + [f"q{i}" for i in range(3, 30)])  # one row lost
+    code = main(["eval", "--dataset", str(path), "-m", "fake/script", "-c", "1", "-s", "exact_match,token_f1",
+                 "--baseline", baseline, "--gate", "--test", "non_inferiority", "--margin", "0.3",
+                 "--metric", "exact_match,token_f1"])
+    out = capsys.readouterr().out
+    line = out.strip().splitlines()[-1]
+    assert code == 0 and line.startswith("PASS: ") and "test non_inferiority, margin 0.300" in line, out
+    assert "MDE" in line and "of 2 metrics, Holm-corrected" in line and "regression" not in line
+    candidate = out.split("run_id ")[1].split()[0]
+    run = mlflow.get_run(candidate)
+    assert run.data.params["gate.test"] == "non_inferiority" and run.data.metrics["gate/passed"] == 1.0
+    assert "gate/exact_match/mde" in run.data.metrics and run.data.tags["workbench.gate"] == line
+    verdict = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=candidate, artifact_path="verdict.json"))
+                         .read_text())
+    assert verdict["passed"] and verdict["test"] == "non_inferiority" and len(verdict["metrics"]) == 2
+    fake.enqueue(["no"] * 30)
+    code = main(["eval", "--dataset", str(path), "-m", "fake/script", "-c", "1", "--baseline", baseline, "--gate",
+                 "--test", "equivalence", "--margin", "0.1", "--metric", "exact_match"])
+    assert code == 1 and capsys.readouterr().out.strip().splitlines()[-1].startswith("FAIL: exact_match delta")

@@ -24,8 +24,13 @@ def add_eval_parser(sub: Any) -> None:
     parser.add_argument("--concurrency", "-c", type=int, default=8)
     parser.add_argument("--baseline", help="MLflow run id of the baseline evaluation")
     parser.add_argument("--gate", action="store_true", help="exit 1 when the candidate fails the gate")
-    parser.add_argument("--metric", help="the gated scorer (default: the first scorer)")
+    parser.add_argument("--metric", action="append", dest="metrics",
+                        help="the gated scorer (default: the first); repeat or comma-separate for several (Holm)")
     parser.add_argument("--min-delta", type=float, default=0.0, help="lowest allowed delta vs the baseline")
+    parser.add_argument("--test", choices=["superiority", "non_inferiority", "equivalence"], default="superiority",
+                        help="what the gate must show (default superiority: no worse than --min-delta)")
+    parser.add_argument("--margin", type=float, help="for non_inferiority / equivalence: the negligible difference")
+    parser.add_argument("--judge-repeats", type=int, default=1, help="judge each judged row this many times")
     parser.add_argument("--threshold", type=float, help="without --baseline: lowest allowed mean (interval low end)")
     parser.add_argument("--experiment", help="MLflow experiment for the run")
     parser.add_argument("--no-cache", action="store_true")
@@ -41,16 +46,20 @@ def run_eval(args: argparse.Namespace) -> int:
     scorers = [s for raw in args.scorers or [] for s in raw.split(",") if s] or None
     result = workbench.evaluate(args.dataset, models=args.models, scorers=scorers, judge=args.judge,
                                 prompt=args.prompt, concurrency=args.concurrency, experiment=args.experiment,
-                                cache=not args.no_cache)
+                                cache=not args.no_cache, judge_repeats=args.judge_repeats)
     print(result.summary.to_string(index=False))
     print(f"run_id {result.run_id}")
     if not args.gate:
         return 0
-    metric = args.metric or result.scorers[0]
+    metrics = [m for raw in args.metrics or [] for m in raw.split(",") if m] or [result.scorers[0]]
+    metric = metrics[0]
     if args.baseline:
-        verdict = workbench.gate(result, args.baseline, metric=metric, min_delta=args.min_delta)
-        print(verdict)
+        verdict = workbench.gate(result, args.baseline, metric=metrics if len(metrics) > 1 else metric,
+                                 min_delta=args.min_delta, test=args.test, margin=args.margin)
+        print(verdict)  # one line: PASS/FAIL, the test, margin, interval, rows, p, MDE (and the deciding metric)
         return 0 if verdict.passed else 1
+    if len(metrics) > 1:
+        raise ConfigError("--threshold gates one --metric; pass --baseline RUN_ID to gate several")
     row = result.summary[result.summary["scorer"] == metric]
     if row.empty:
         raise ConfigError(f"--metric {metric}: this evaluation has {', '.join(result.scorers)}")

@@ -78,12 +78,14 @@ def _weights(n: int, resamples: int, seed: int) -> Any:
     return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(float)
 
 
-def _p_above(means: Any, bound: float, n: int) -> Any:
-    """p of "the mean difference exceeds `bound`": the tail level at which the lower end reaches `bound`."""
+def _p_above(means: Any, bound: float, n: int, *, inclusive: bool = False) -> Any:
+    """p of "the mean difference exceeds `bound`": the tail level at which the lower end passes `bound`.
+    inclusive: reaching the bound is enough (the superiority gate's "lower end at least min_delta", so identical
+    answers pass it, as they always did); otherwise resamples sitting on the bound count against the claim."""
     import numpy as np
     from scipy.stats import norm, t
 
-    below = (means < bound).mean(axis=1)
+    below = (means < bound).mean(axis=1) if inclusive else (means <= bound).mean(axis=1)
     if n < 2:
         return below
     with np.errstate(divide="ignore"):
@@ -107,7 +109,7 @@ def decide(deltas: Any, *, test: str = "superiority", margin: float = 0.0, confi
     for start in range(0, reps, _CHUNK):  # a simulation's thousands of rows, a chunk at a time (memory)
         means = np.round(data[start:start + _CHUNK] @ weights + noise, 12)  # equal values must not drift
         if test == "superiority":
-            p = _p_above(means, margin, n)
+            p = _p_above(means, margin, n, inclusive=True)
         elif test == "non_inferiority":
             p = _p_above(means, -margin, n)
         else:  # two one-sided tests: above -margin and below +margin
