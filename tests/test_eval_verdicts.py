@@ -166,8 +166,8 @@ def test_binary_scores_get_mcnemar_and_flips():
     assert verdict.flips == {"pass->fail": 1, "fail->pass": 7, "pass->pass": 19, "fail->fail": 13}
     assert verdict.mcnemar_p == pytest.approx(0.0703125)  # 2 * P(X <= 1 | Bin(8, 1/2))
     assert "McNemar exact p 0.0703" in verdict.reason
-    assert verdict.p_value >= 0.03515625  # the exact one-sided p: both tests must agree on an improvement
-    assert not verdict and "the exact McNemar test does not confirm it" in verdict.reason
+    # the bootstrap decides (as the gate always has); the exact one-sided p (0.035) is shown beside it
+    assert verdict and "on its own the exact test would not yet call it better" in verdict.reason
     assert "pass-&gt;fail 1, fail-&gt;pass 7" in verdict._repr_html_()
 
 
