@@ -20,6 +20,7 @@ from workbench.evals.planning import rows_needed
 from workbench.evals.result import EvalResult
 from workbench.evals.verdicts import decide, holm, min_detectable_effect
 
+
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory):
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
@@ -185,7 +186,6 @@ def test_judge_noise_widens_the_interval():
 
 def test_cli_gate_one_line_exit_code_and_the_verdict_in_mlflow(tmp_path, capsys):
     import mlflow
-
     from workbench.cli import main
     from workbench.providers import fake
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from workbench.errors import RateLimited
 from workbench.gateway.ratelimit import defer_rate_limits
 
-__all__ = ["AdaptiveLimit", "limited", "use_limit", "Stopped"]
+__all__ = ["AdaptiveLimit", "Stopped", "limited", "use_limit"]
 
 T = TypeVar("T")
 _FALLBACK_WAIT_S = 1.0  # a 429 without Retry-After: wait this, doubling while they continue

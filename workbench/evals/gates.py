@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from workbench.errors import ConfigError
 from workbench.evals.result import EvalResult
 from workbench.evals.verdicts import check_test, decide, holm, min_detectable_effect
 
-__all__ = ["gate", "GateResult", "VERDICT_ARTIFACT"]
+__all__ = ["VERDICT_ARTIFACT", "GateResult", "gate"]
 
 VERDICT_ARTIFACT = "verdict.json"
 
@@ -74,7 +75,7 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["metrics"] = [m.to_dict() for m in self.metrics] if len(self.metrics) > 1 else []
-        return {k: (None if isinstance(v, float) and v != v else v) for k, v in data.items()}
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in data.items()}
 
     def _repr_html_(self) -> str:
         color = "#2e7d32" if self.passed else "#c62828"
@@ -91,7 +92,7 @@ class GateResult:
 
 
 def _num(value: float | None) -> str:
-    return "–" if value is None or value != value else f"{value:.3g}"
+    return "–" if value is None or math.isnan(value) else f"{value:.3g}"
 
 
 def _flips(flips: dict[str, int] | None) -> str:
@@ -280,7 +281,7 @@ def _record(verdict: GateResult, run_id: str, baseline_run: str | None) -> None:
             for stat, value in (("delta", m.delta), ("ci_low", m.ci_low), ("ci_high", m.ci_high), ("n", m.n),
                                 ("p", m.p_value), ("p_adjusted", m.p_adjusted), ("mde", m.mde),
                                 ("judge_noise_sd", m.judge_noise_sd)):
-                if value == value:
+                if not math.isnan(value):
                     values[metric_key("gate", m.metric, stat)] = float(value)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()], params=fresh)
         client.set_tag(run_id, "workbench.gate", str(verdict)[:5000])
@@ -288,6 +289,6 @@ def _record(verdict: GateResult, run_id: str, baseline_run: str | None) -> None:
             path = Path(folder) / VERDICT_ARTIFACT
             path.write_text(json.dumps(verdict.to_dict(), indent=1, default=str), encoding="utf-8")
             client.log_artifact(run_id, str(path))
-    except Exception as exc:  # the verdict is returned either way; say it was not recorded
+    except Exception as exc:  # noqa: BLE001 - the verdict is returned either way; say it was not recorded
         warnings.warn(f"the gate's verdict was not recorded in run {run_id}: {str(exc)[:300]}", UserWarning,
                       stacklevel=3)

@@ -15,7 +15,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.evals.scoring import Score
 
-__all__ = ["graded_by_logprobs", "digit_prompt", "expected_score", "TOP_LOGPROBS"]
+__all__ = ["TOP_LOGPROBS", "digit_prompt", "expected_score", "graded_by_logprobs"]
 
 TOP_LOGPROBS = 20
 DIGIT_INSTRUCTION = "Reply with a single digit from 1 to 5 and nothing else."
@@ -52,7 +52,6 @@ def expected_score(tokens: list[dict[str, Any]] | None, low: int = 1, high: int 
 
 def graded_by_logprobs(model: str, prompt: str) -> Score:
     import workbench
-
     from workbench.evals.concurrency import limited
 
     try:

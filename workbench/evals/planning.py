@@ -19,7 +19,7 @@ from workbench.errors import ConfigError
 from workbench.evals.result import EvalResult
 from workbench.evals.verdicts import min_detectable_effect
 
-__all__ = ["plan", "Plan", "rows_needed"]
+__all__ = ["Plan", "plan", "rows_needed"]
 
 _MAX_ROWS = 10_000_000
 
@@ -140,10 +140,10 @@ def plan(metric: str = "token_f1", baseline: Any = None, *, mde: float = 0.05, p
     if not observed:
         rho = float(correlation or 0.0)
         sd_delta = sd_b * math.sqrt(max(0.0, 2 * (1 - rho)))
-    if sd_delta != sd_delta:
+    if math.isnan(sd_delta):
         raise ConfigError(f"the baseline has {len(b)} scored row(s) of {metric}: a plan needs at least 2")
     needed = rows_needed(sd_delta, float(mde), power=float(power), alpha=float(alpha))
     available = len(b)
     return Plan(metric, float(mde), float(power), float(alpha), needed, available,
                 min_detectable_effect(sd_delta, available, confidence=1 - alpha, power=power), sd_b,
-                rho if rho == rho else 0.0, observed, sd_delta, float(b.mean()))
+                0.0 if math.isnan(rho) else rho, observed, sd_delta, float(b.mean()))

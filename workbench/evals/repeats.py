@@ -13,9 +13,9 @@ import json
 import statistics
 from typing import Any
 
-from workbench.evals.scoring import Score, Scorer, ScoreInput
+from workbench.evals.scoring import Score, ScoreInput, Scorer
 
-__all__ = ["score_repeated", "check_repeats", "JUDGE_MODES", "noise_table"]
+__all__ = ["JUDGE_MODES", "check_repeats", "noise_table", "score_repeated"]
 
 JUDGE_MODES = ("parse", "logprobs")
 

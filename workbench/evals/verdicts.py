@@ -20,12 +20,13 @@ already carries part of that noise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError
 
-__all__ = ["TESTS", "Decision", "decide", "holm", "min_detectable_effect", "check_test", "tail_level"]
+__all__ = ["TESTS", "Decision", "check_test", "decide", "holm", "min_detectable_effect", "tail_level"]
 
 TESTS = ("superiority", "non_inferiority", "equivalence")
 RESAMPLES = 2000
@@ -36,7 +37,7 @@ def check_test(test: str, margin: float | None) -> float:
     """The margin the test uses (validated): superiority defaults to 0; the others need margin > 0."""
     if test not in TESTS:
         raise ConfigError(f"test={test!r} is not a test: use one of {', '.join(TESTS)}")
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or margin != margin):
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or math.isnan(margin)):
         raise ConfigError(f"margin={margin!r} must be a number, e.g. margin=0.02")
     if test == "superiority":
         return float(margin or 0.0)
@@ -133,7 +134,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 def min_detectable_effect(sd_delta: float, n: int, *, confidence: float = 0.95, power: float = 0.8) -> float:
     """The smallest true mean difference a paired test on `n` rows finds with probability `power`."""
-    if n < 2 or sd_delta != sd_delta:
+    if n < 2 or math.isnan(sd_delta):
         return float("nan")
     from scipy.stats import t
 

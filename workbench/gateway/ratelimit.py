@@ -17,7 +17,7 @@ from typing import Any
 
 from workbench.errors import RateLimited
 
-__all__ = ["defer_rate_limits", "deferred", "is_rate_limit", "retry_after_s", "handed_back"]
+__all__ = ["defer_rate_limits", "deferred", "handed_back", "is_rate_limit", "retry_after_s"]
 
 _MAX_HINT_S = 120.0
 _defer: contextvars.ContextVar[bool] = contextvars.ContextVar("workbench_defer_rate_limits", default=False)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["admit", "served", "refused", "reset_buckets", "imposed_s"]
+__all__ = ["admit", "imposed_s", "refused", "reset_buckets", "served"]
 
 _lock = threading.Lock()
 

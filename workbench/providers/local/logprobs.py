@@ -14,7 +14,7 @@ from workbench.errors import ConfigError
 from workbench.providers.local import generate as local_generate
 from workbench.providers.local.generate import Generation, GenerationSettings
 
-__all__ = ["wanted", "generate_with_logprobs"]
+__all__ = ["generate_with_logprobs", "wanted"]
 
 _MAX_TOP = 20  # OpenAI's limit
 
