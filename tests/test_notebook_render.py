@@ -112,7 +112,8 @@ def _response(**changes) -> Response:
 
 
 def test_footer_says_model_tokens_cost_latency_cache_and_fallback():
-    response = _response(cache_hit=True, fell_back=True, attempts=[Attempt("fake/fail", "ServiceUnavailableError", "down", 1.0)])
+    response = _response(cache_hit=True, fell_back=True,
+                         attempts=[Attempt("fake/fail", "ServiceUnavailableError", "down", 1.0)])
     assert display.footer_text(response) == (
         "fake/echo · 7 tokens (3 in, 4 out) · $0.0000123 · 1.5 s · cache hit · fallback: fake/fail failed"
     )

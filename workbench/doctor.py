@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 
+from workbench.config import settings
+from workbench.providers.local.adapters import parse_model_name
+from workbench.providers.local.weights import model_source
+from workbench.secrets import key_variables_set, redact
+
 __all__ = ["report"]
 
 _PACKAGES = ("litellm", "mlflow", "transformers", "peft", "trl", "torch", "pandas", "jupyterlab", "ipywidgets",
@@ -21,9 +26,6 @@ def _model_source(model: str) -> str:
     """Where a local default model's weights come from: package, cache, hub, folder or missing."""
     if not model.startswith("local/"):
         return "(not a local model: served by its provider)"
-    from workbench.providers.local.adapters import parse_model_name
-    from workbench.providers.local.weights import model_source
-
     try:
         return model_source(parse_model_name(model).base)
     except Exception as exc:  # doctor reports problems, it does not stop at them
@@ -31,9 +33,6 @@ def _model_source(model: str) -> str:
 
 
 def report() -> str:
-    from workbench.config import settings
-    from workbench.secrets import key_variables_set, redact
-
     config = settings()
     lines = ["Workbench doctor", ""]
     lines += [f"  {name:<14} {_version(name)}" for name in _PACKAGES]

@@ -54,7 +54,8 @@ def redact(text: str) -> str:
             text = text.replace(value, MASK)
     for pattern in _KEY_PATTERNS:
         if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
+            text = pattern.sub(
+                lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
         else:
             text = pattern.sub(MASK, text)
     return text

@@ -14,13 +14,19 @@ from __future__ import annotations
 import html
 import json
 import math
+import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.evals.record import flush_records, metric_key
 from workbench.evals.result import EvalResult
+from workbench.evals.stats import mcnemar_exact
 from workbench.evals.verdicts import check_test, decide, holm, min_detectable_effect
+from workbench.tracking.backend import current_uri, ensure_mlflow
 
 __all__ = ["VERDICT_ARTIFACT", "GateResult", "gate"]
 
@@ -133,8 +139,6 @@ def _noise_var(new: EvalResult, old: EvalResult, metric: str, keys: Any) -> floa
 def _one(new: EvalResult, old: EvalResult, metric: str, test: str, margin: float, confidence: float,
          power: float) -> dict[str, Any]:
     import numpy as np
-
-    from workbench.evals.stats import mcnemar_exact
 
     a, b = _column(new, metric), _column(old, metric)
     a, b = a.align(b, join="inner")
@@ -257,12 +261,6 @@ def gate(candidate: Any, baseline: Any, metric: Any = "similarity", min_delta: f
 def _record(verdict: GateResult, run_id: str, baseline_run: str | None) -> None:
     """The verdict in the candidate's MLflow run: params (test, margin...), metrics per metric, verdict.json."""
     try:
-        import tempfile
-        from pathlib import Path
-
-        from workbench.evals.record import flush_records, metric_key
-        from workbench.tracing.backend import current_uri, ensure_mlflow
-
         flush_records()
         mlflow = ensure_mlflow()
         from mlflow.entities import Metric, Param
@@ -273,8 +271,6 @@ def _record(verdict: GateResult, run_id: str, baseline_run: str | None) -> None:
                   "gate.confidence": f"{verdict.confidence:g}", "gate.metrics": ", ".join(m.metric for m in verdict.metrics),
                   "gate.baseline_run": str(baseline_run)}
         fresh = [Param(k, v) for k, v in params.items() if k not in existing]  # params are write-once in MLflow
-        import time
-
         now = int(time.time() * 1000)
         values: dict[str, float] = {"gate/passed": float(verdict.passed)}
         for m in verdict.metrics:

@@ -13,9 +13,10 @@ import math
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.evals.scoring import Score
+from workbench.evals.concurrency import limited
+from workbench.gateway import client
 
-__all__ = ["TOP_LOGPROBS", "digit_prompt", "expected_score", "graded_by_logprobs"]
+__all__ = ["TOP_LOGPROBS", "digit_prompt", "expected_score", "judge_by_logprobs"]
 
 TOP_LOGPROBS = 20
 DIGIT_INSTRUCTION = "Reply with a single digit from 1 to 5 and nothing else."
@@ -50,19 +51,15 @@ def expected_score(tokens: list[dict[str, Any]] | None, low: int = 1, high: int 
     return value, f"probability-weighted over the score tokens ({shares}; they hold {total:.0%} of the mass)"
 
 
-def graded_by_logprobs(model: str, prompt: str) -> Score:
-    import workbench
-    from workbench.evals.concurrency import limited
-
+def judge_by_logprobs(model: str, prompt: str) -> tuple[float | None, str, float, str | None]:
+    """(score or None, rationale or why not, cost, trace id) of one judging read from logprobs."""
     try:
-        response = limited(lambda: workbench.complete(digit_prompt(prompt), model, temperature=0, max_tokens=1,
-                                                      logprobs=True, top_logprobs=TOP_LOGPROBS,
-                                                      tags={"workbench.role": "judge"}))
+        response = limited(lambda: client.complete(digit_prompt(prompt), model, temperature=0, max_tokens=1,
+                                                   logprobs=True, top_logprobs=TOP_LOGPROBS,
+                                                   tags={"workbench.role": "judge"}))
     except WorkbenchError as exc:
-        return Score(float("nan"), raw=f"judge {model} failed: {exc}"[:1000], failed=True)
+        return None, f"judge {model} failed: {exc}"[:1000], 0.0, None
     value, note = expected_score(response.logprobs)
-    cost, trace_id = response.cost_usd or 0.0, response.trace_id
     if value is None:
-        return Score(float("nan"), raw=f"{note}; answer {response.text!r:.200}", failed=True, cost_usd=cost,
-                     trace_id=trace_id)
-    return Score(value, rationale=note, cost_usd=cost, trace_id=trace_id)
+        note = f"{note}; answer {response.text!r:.200}"
+    return value, note, response.cost_usd or 0.0, response.trace_id

@@ -17,6 +17,7 @@ from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.evals.result import EvalResult
+from workbench.evals.runner import evaluate
 from workbench.evals.verdicts import min_detectable_effect
 
 __all__ = ["Plan", "plan", "rows_needed"]
@@ -81,8 +82,6 @@ def _result(item: Any, model: str | None, metric: str, evaluate_kwargs: dict[str
     if isinstance(item, EvalResult):
         return item
     if model is not None:  # a golden dataset (name, path, DataFrame, GoldenDataset) and a model: run the baseline
-        from workbench.evals.runner import evaluate
-
         evaluate_kwargs.setdefault("scorers", [metric])
         evaluate_kwargs.setdefault("progress", False)
         return evaluate(item, model, **evaluate_kwargs)

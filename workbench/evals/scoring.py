@@ -13,19 +13,23 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import random
 import re
 import string
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench import config
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals import judge_logprobs
+from workbench.evals.concurrency import limited
 from workbench.evals.parsing import parse_choice, parse_score
+from workbench.gateway import client
 
 __all__ = ["Score", "Scorer", "ScoreInput", "exact_match", "contains", "json_valid", "token_f1", "similarity",
-           "regex", "rubric", "pairwise", "as_scorer", "BUILTIN", "normalize", "judge_call", "scorers",
+           "regex", "rubric", "pairwise", "as_scorer", "ScorerSpec", "BUILTIN", "normalize", "judge_call",
            "SIMILARITY_PROMPT", "RUBRIC_PROMPT", "PAIRWISE_PROMPT"]
 
 NAN = float("nan")
@@ -85,6 +89,10 @@ class Scorer:
 # -- deterministic -------------------------------------------------------------------------------------------
 
 _PUNCT = str.maketrans("", "", string.punctuation)
+
+
+# What a scorer may be given as: a built-in's name, a Scorer, or a function (input, output, expected) -> score.
+ScorerSpec = str | Scorer | Callable[..., object]
 
 
 def normalize(text: Any) -> str:
@@ -190,29 +198,24 @@ def _fill(template: str, **values: Any) -> str:
 def _judge_model(item: ScoreInput) -> str:
     if item.judge:
         return item.judge
-    from workbench.config import settings
-
-    return settings().effective_judge_model
+    return config.settings().effective_judge_model
 
 
 def judge_call(model: str, prompt: str, *, repeat: int = 0, sampled: bool = False) -> tuple[str, float, str | None]:
     """(answer text, cost, trace id) of one judge call: greedy and short; a sampled repeat has its own seed."""
-    import workbench
-
-    from workbench.evals.concurrency import limited
-
     limit = LOCAL_JUDGE_MAX_TOKENS if model.startswith("local/") else JUDGE_MAX_TOKENS
     settings: dict[str, Any] = {"temperature": REPEAT_TEMPERATURE, "seed": repeat} if sampled else {"temperature": 0}
-    response = limited(lambda: workbench.complete(prompt, model, max_tokens=limit, tags={"workbench.role": "judge"},
-                                                  **settings))
+    response = limited(lambda: client.complete(prompt, model, max_tokens=limit, tags={"workbench.role": "judge"},
+                                               **settings))
     return response.text, response.cost_usd or 0.0, response.trace_id
 
 
 def _graded(model: str, prompt: str, item: ScoreInput | None = None) -> Score:
     if item is not None and item.mode == "logprobs":
-        from workbench.evals.judge_logprobs import graded_by_logprobs
-
-        return graded_by_logprobs(model, prompt)
+        value, note, cost, trace_id = judge_logprobs.judge_by_logprobs(model, prompt)
+        if value is None:
+            return Score(NAN, raw=note, failed=True, cost_usd=cost, trace_id=trace_id)
+        return Score(value, rationale=note, cost_usd=cost, trace_id=trace_id)
     try:
         text, cost, trace_id = judge_call(model, prompt, repeat=item.repeat if item else 0,
                                           sampled=bool(item and item.sampled))
@@ -255,9 +258,7 @@ def pairwise(*, name: str = "pairwise", seed: int = 0) -> Scorer:
     def run(item: ScoreInput) -> Score:
         if item.other is None:
             return Score(NAN, rationale="nothing to compare with")
-        import random
-
-        swapped = random.Random(f"{seed}:{item.key}").random() < 0.5
+        swapped = random.Random(f"{seed}:{item.key}").random() < 0.5  # noqa: S311 - a fair coin, not a secret
         a, b = (item.other, item.output) if swapped else (item.output, item.other)
         model = _judge_model(item)
         prompt = _fill(PAIRWISE_PROMPT, input=item.input, a=a, b=b)
@@ -300,7 +301,7 @@ def _coerce(result: Any) -> Score:
     return Score(value, rationale=None if rationale is None else str(rationale), failed=math.isnan(value))
 
 
-def as_scorer(spec: Any) -> Scorer:
+def as_scorer(spec: ScorerSpec) -> Scorer:
     """A Scorer from a built-in name, a Scorer, or a function (input, output, expected) -> score."""
     if isinstance(spec, Scorer):
         return spec
@@ -321,7 +322,3 @@ def as_scorer(spec: Any) -> Scorer:
         name = "custom" if name == "<lambda>" else name
         return Scorer(name, lambda item: _coerce(spec(item.input, item.output, item.expected)))
     raise ConfigError(f"scorer {spec!r:.80} is neither a name, a Scorer nor a function (input, output, expected)")
-
-
-# `workbench.scorers` is this module: workbench.scorers.regex(...), workbench.scorers.token_f1, ...
-scorers = sys.modules[__name__]

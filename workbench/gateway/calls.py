@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.config import settings
 from workbench.errors import ConfigError
 from workbench.gateway import models
 from workbench.gateway.cache import cache_key
@@ -45,7 +46,8 @@ def build_messages(prompt_or_messages: Any, system: str | None) -> list[dict[str
         for i, message in enumerate(prompt_or_messages):
             if not isinstance(message, dict) or "role" not in message or "content" not in message:
                 raise ConfigError(
-                    f"message {i} ({message!r:.80}) needs 'role' and 'content', e.g. {{'role': 'user', 'content': 'hi'}}"
+                    f"message {i} ({message!r:.80}) needs 'role' and 'content', "
+                    "e.g. {'role': 'user', 'content': 'hi'}"
                 )
             if message["role"] not in _ROLES:
                 raise ConfigError(f"message {i} has role {message['role']!r}: use one of {sorted(_ROLES)}")
@@ -77,7 +79,8 @@ def check_params(params: dict[str, Any]) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError(f"seed={seed!r} must be a whole number, e.g. seed=0")
     stop = params.get("stop")
-    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
+    stop_ok = isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    if stop is not None and not stop_ok:
         raise ConfigError(f"stop={stop!r} must be a string or a list of strings")
 
 
@@ -105,18 +108,16 @@ def _apply_pick(chain: list[tuple[str, str | models.Route]], tags: dict[str, str
 
 
 def prepare(
-    prompt_or_messages: Any,
+    prompt_or_messages: object,
     model: str | None,
     *,
     system: str | None,
-    fallbacks: Any,
-    tags: Any,
+    fallbacks: object,
+    tags: object,
     cache: bool,
     timeout: float | None,
     params: dict[str, Any],
 ) -> PreparedCall:
-    from workbench.config import settings
-
     asked = model if model is not None else settings().default_model
     if isinstance(fallbacks, str):
         fallbacks = [fallbacks]

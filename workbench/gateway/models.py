@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, ModelError
+from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm, register
 
 __all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear"]
 
@@ -33,7 +34,8 @@ class Route:
             from litellm import Router
 
             deployments = [
-                {"model_name": self.name, "litellm_params": {"model": model, "weight": weight}, "model_info": {"id": model}}
+                {"model_name": self.name, "litellm_params": {"model": model, "weight": weight},
+                 "model_info": {"id": model}}
                 for model, weight in self.weights.items()
             ]
             # Our gateway retries and falls back itself, so every attempt is ours to record:
@@ -73,7 +75,8 @@ def route(name: str, weights: dict[str, float]) -> Route:
     """Define `name` as a weighted split between models, e.g. route('chat', {'a': 0.9, 'b': 0.1})."""
     name = _check_name("route", name)
     if not isinstance(weights, dict) or not weights:
-        raise ConfigError(f"route {name!r}: weights={weights!r} must be a dict of model -> weight, e.g. {{'fake/echo': 1}}")
+        raise ConfigError(f"route {name!r}: weights={weights!r} must be a dict of model -> weight, "
+                          "e.g. {'fake/echo': 1}")
     clean: dict[str, float] = {}
     for model, weight in weights.items():
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
@@ -115,7 +118,7 @@ def routes() -> dict[str, Route]:
 
 
 def resolve_alias(model: str) -> str:
-    seen = set()
+    seen: set[str] = set()
     with _lock:
         while model in _aliases:
             if model in seen:
@@ -140,9 +143,6 @@ def validate_model(model: object) -> str:
     target = resolve(model.strip())
     if isinstance(target, Route):
         return model
-    from workbench.gateway.client import quiet_litellm
-    from workbench.providers import CUSTOM_PROVIDERS, register
-
     litellm = quiet_litellm()
 
     prefix = target.split("/", 1)[0]
@@ -155,7 +155,8 @@ def validate_model(model: object) -> str:
         litellm.get_llm_provider(target)
     except Exception:
         raise ModelError(
-            f"unknown model {target!r}: write it as provider/model (openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
+            f"unknown model {target!r}: write it as provider/model (openai/gpt-4o-mini, "
+            "anthropic/claude-3-5-haiku-latest, "
             f"ollama/llama3, fake/echo, local/smollm2) or define it with workbench.alias({target!r}, ...)"
         ) from None
     return model

@@ -10,7 +10,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchWarning
 
 __all__ = ["format_usd", "own_price", "Price", "set_price", "price_of", "cost_of", "clear_prices"]
 
@@ -99,6 +99,7 @@ def cost_of(model: str, prompt_tokens: int, completion_tokens: int) -> float | N
             warnings.warn(
                 f"no price known for {model!r}: its cost shows as None; set one with "
                 f"workbench.set_price({model!r}, input_per_1m=..., output_per_1m=...)",
+                WorkbenchWarning,
                 stacklevel=4,
             )
         return None

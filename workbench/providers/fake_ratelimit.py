@@ -40,18 +40,20 @@ def _capacity(rpm: float, burst: str | None, model: str) -> float:
     except ValueError:
         value = 0.0
     if value < 1:
-        from workbench.providers.fake import _error
-
-        raise _error(400, f"fake/{model}: burst={burst!r} must be a number >= 1", model)
+        raise _bad_request(f"fake/{model}: burst={burst!r} must be a number >= 1", model)
     return value
+
+
+def _bad_request(message: str, model: str) -> Exception:
+    import litellm
+
+    return litellm.BadRequestError(message=message, llm_provider="fake", model=f"fake/{model}")
 
 
 def admit(model: str, rpm: float, burst: str | None, prompt: str) -> Exception | None:
     """None when the call may be answered; else the 429 to raise."""
-    from workbench.providers.fake import _error
-
     if not rpm > 0:
-        raise _error(400, f"fake/{model}: rpm={rpm!r} must be > 0, e.g. fake/ratelimit?rpm=600", model)
+        raise _bad_request(f"fake/{model}: rpm={rpm!r} must be > 0, e.g. fake/ratelimit?rpm=600", model)
     now = time.monotonic()
     with _lock:
         bucket = _buckets.get(model)
