@@ -17,6 +17,7 @@ import math
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def _flips(flips: dict[str, int] | None) -> str:
     return f"pass->fail {flips['pass->fail']}, fail->pass {flips['fail->pass']}"
 
 
-def _load(item: Any, role: str) -> EvalResult:
+def _load(item: EvalResult | str, role: str) -> EvalResult:
     if isinstance(item, EvalResult):
         result = item
     elif isinstance(item, str) and item.strip():
@@ -199,9 +200,9 @@ def _reason(part: dict[str, Any], test: str, margin: float, confidence: float, p
     return text
 
 
-def gate(candidate: Any, baseline: Any, metric: Any = "similarity", min_delta: float = 0.0,
-         confidence: float = 0.95, *, test: str = "superiority", margin: float | None = None, power: float = 0.8,
-         log: bool = True) -> GateResult:
+def gate(candidate: EvalResult | str, baseline: EvalResult | str, metric: str | Sequence[str] = "similarity",
+         min_delta: float = 0.0, confidence: float = 0.95, *, test: str = "superiority", margin: float | None = None,
+         power: float = 0.8, log: bool = True) -> GateResult:
     """Pass when the candidate beats (`superiority`), is no worse than (`non_inferiority`) or is within
     `margin` of (`equivalence`) the baseline on `metric`: a paired bootstrap over the rows both scored.
 

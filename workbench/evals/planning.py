@@ -13,12 +13,15 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
 from workbench.evals.result import EvalResult
 from workbench.evals.runner import evaluate
 from workbench.evals.verdicts import min_detectable_effect
+
+if TYPE_CHECKING:
+    from workbench.datasets.golden import DataLike
 
 __all__ = ["Plan", "plan", "rows_needed"]
 
@@ -99,9 +102,9 @@ def _scores(result: EvalResult, metric: str, model: str | None = None) -> Any:
     return part.drop_duplicates("row_key").set_index("row_key")[metric].astype(float)
 
 
-def plan(metric: str = "token_f1", baseline: Any = None, *, mde: float = 0.05, power: float = 0.8,
-         alpha: float = 0.05, candidate: Any = None, correlation: float | None = None, model: str | None = None,
-         **evaluate_kwargs: Any) -> Plan:
+def plan(metric: str = "token_f1", baseline: EvalResult | DataLike | None = None, *, mde: float = 0.05,
+         power: float = 0.8, alpha: float = 0.05, candidate: EvalResult | str | None = None,
+         correlation: float | None = None, model: str | None = None, **evaluate_kwargs: object) -> Plan:
     """Rows needed to detect a difference of `mde` in `metric` (paired, as the gate tests), and the smallest
     difference the baseline's golden set detects. baseline: an EvalResult, a run id, or a golden dataset with
     model=... (evaluated now). candidate: a second run of the same rows, for the observed correlation (a
