@@ -55,7 +55,8 @@ def test_judge_repeats_average_measure_agreement_and_rerun_free():
     import mlflow
 
     run = mlflow.get_run(result.run_id)
-    assert run.data.params["judge_repeats"] == "3" and run.data.metrics["similarity/judge_agreement"] == pytest.approx(2 / 3)
+    assert run.data.params["judge_repeats"] == "3"
+    assert run.data.metrics["similarity/judge_agreement"] == pytest.approx(2 / 3)
     back = workbench.EvalResult.from_run(result.run_id)
     assert back.judge_repeats == 3 and back.judge_noise.iloc[0]["agreement"] == pytest.approx(2 / 3)
 
@@ -70,14 +71,15 @@ def test_judge_repeats_and_mode_are_checked():
 def test_expected_score_from_logprobs():
     import math
 
+    top = [("4", 0.6), (" 5", 0.2), ("The", 0.15), ("2", 0.05)]
     tokens = [{"token": "4", "logprob": math.log(0.6),
-               "top_logprobs": [{"token": "4", "logprob": math.log(0.6)}, {"token": " 5", "logprob": math.log(0.2)},
-                                {"token": "The", "logprob": math.log(0.15)}, {"token": "2", "logprob": math.log(0.05)}]}]
+               "top_logprobs": [{"token": token, "logprob": math.log(p)} for token, p in top]}]
     value, note = expected_score(tokens)
     assert value == pytest.approx((4 * 0.6 + 5 * 0.2 + 2 * 0.05) / 0.85) and "85%" in note
     assert expected_score([{"token": "x", "logprob": 0.0, "top_logprobs": [{"token": "x", "logprob": 0.0}]}])[0] is None
     assert expected_score(None)[0] is None
-    assert digit_prompt('Rate it.\nReply with JSON only: {"score": 1}').endswith("single digit from 1 to 5 and nothing else.")
+    prompt = digit_prompt('Rate it.\nReply with JSON only: {"score": 1}')
+    assert prompt.endswith("single digit from 1 to 5 and nothing else.") and "JSON" not in prompt
 
 
 def test_logprobs_mode_on_a_provider_without_logprobs_says_so_per_row():
@@ -92,7 +94,8 @@ def test_the_local_model_returns_logprobs_and_the_judge_reads_them():
     prompt = "Is Paris the capital of France? Reply with one digit from 1 (no) to 5 (yes)."
     response = workbench.complete(prompt, "local/smollm2", max_tokens=1, logprobs=True, top_logprobs=5)
     first = response.logprobs[0]
-    assert len(first["top_logprobs"]) == 5 and first["top_logprobs"][0]["logprob"] >= first["top_logprobs"][1]["logprob"]
+    top = first["top_logprobs"]
+    assert len(top) == 5 and top[0]["logprob"] >= top[1]["logprob"]
     assert sum(__import__("math").exp(t["logprob"]) for t in first["top_logprobs"]) <= 1.0 + 1e-6
     again = workbench.complete(prompt, "local/smollm2", max_tokens=1, logprobs=True, top_logprobs=5)
     assert again.cache_hit and again.logprobs == response.logprobs  # the logprobs are cached with the answer

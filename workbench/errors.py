@@ -97,7 +97,8 @@ class StreamInterrupted(ProviderError):
 class RateLimited(ProviderError):
     """A 429 raised at once (no retry) for a caller that paces itself; `retry_after_s` as the provider asked."""
 
-    def __init__(self, message: str, *, attempts: Any = None, retry_after_s: float | None = None) -> None:
+    def __init__(self, message: str, *, attempts: list[Attempt] | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message, attempts=attempts)
         self.retry_after_s = retry_after_s
 

@@ -180,7 +180,7 @@ def _reason(part: dict[str, Any], test: str, margin: float, confidence: float, p
         verdict = "is at least" if passed else "is below"
         claim = f"its lower bound {verdict} min_delta {min_delta:+.3f}"
     elif test == "non_inferiority":
-        claim = f"non-inferior within margin {margin:.3f}" if passed else f"not shown non-inferior within margin {margin:.3f}"
+        claim = f"{'' if passed else 'not shown '}non-inferior within margin {margin:.3f}"
     else:
         claim = (f"equivalent within +-{margin:.3f} (two one-sided tests)" if passed
                  else f"not shown equivalent within +-{margin:.3f} (two one-sided tests)")
@@ -269,7 +269,8 @@ def _record(verdict: GateResult, run_id: str, baseline_run: str | None) -> None:
         client = mlflow.MlflowClient(current_uri())
         existing = client.get_run(run_id).data.params
         params = {"gate.test": verdict.test, "gate.margin": f"{verdict.margin:g}",
-                  "gate.confidence": f"{verdict.confidence:g}", "gate.metrics": ", ".join(m.metric for m in verdict.metrics),
+                  "gate.confidence": f"{verdict.confidence:g}",
+                  "gate.metrics": ", ".join(m.metric for m in verdict.metrics),
                   "gate.baseline_run": str(baseline_run)}
         fresh = [Param(k, v) for k, v in params.items() if k not in existing]  # params are write-once in MLflow
         now = int(time.time() * 1000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import string
 import threading
@@ -162,8 +163,8 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         record: dict[str, Any] = {"row": index, "row_key": key, "row_id": row.row_id, "input": text,
                                   "expected": row.expected, "model": model}
         try:
-            response = limited(lambda: client.complete(payload, model, cache=plan.cache, tags=plan.tags,
-                                                       **plan.params))
+            response = limited(functools.partial(client.complete, payload, model, cache=plan.cache, tags=plan.tags,
+                                                 **plan.params))
             record.update(output=response.text, error=None, latency_ms=response.latency_ms,
                           cost_usd=response.cost_usd or 0.0, cache_hit=response.cache_hit, trace_id=response.trace_id)
         except Stopped:  # stopped while waiting on a rate limit: the row is dropped

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "PairedResult", "spearman", "weighted_kappa", "RESAMPLES", "mcnemar_exact"]
+__all__ = ["bootstrap_ci", "paired_bootstrap", "PairedResult", "spearman", "weighted_kappa", "RESAMPLES",
+           "mcnemar_exact"]
 
 RESAMPLES = 2000
 
