@@ -52,6 +52,8 @@ _EXPORTS = {
     "alias": "workbench.gateway.models",
     "route": "workbench.gateway.models",
     "set_price": "workbench.gateway.prices",
+    "reload_endpoints": "workbench.gateway.endpoint_registry",
+    "list_endpoints": "workbench.gateway.endpoint_registry",
     "spend": "workbench.gateway.accounting",
     "calls": "workbench.gateway.accounting",
     "set_budget": "workbench.gateway.accounting",
@@ -131,6 +133,7 @@ if TYPE_CHECKING:
     from workbench.finetune.job import FineTuneJob
     from workbench.gateway.accounting import budgets, calls, clear_cache, set_budget, spend
     from workbench.gateway.client import Stream, acomplete, complete, stream
+    from workbench.gateway.endpoint_registry import list_endpoints, reload_endpoints
     from workbench.gateway.models import alias, route
     from workbench.gateway.prices import set_price
     from workbench.gateway.response import Attempt, Response

@@ -32,6 +32,24 @@ def _model_source(model: str) -> str:
         return f"missing: {exc}"
 
 
+def _endpoints() -> str:
+    """The endpoints file in use and its names, or why it did not load (one line)."""
+    import warnings
+
+    from workbench.gateway import endpoint_registry
+
+    with warnings.catch_warnings():  # the problem is this line's to tell
+        warnings.simplefilter("ignore")
+        problem = endpoint_registry.problem()
+    if problem:
+        return f"not loaded: {problem}"
+    path = endpoint_registry.describe_path()
+    if path is None:
+        return "(no file: $WORKBENCH_ENDPOINTS, <project>/workbench.yaml or <home>/endpoints.yaml)"
+    names = dict.fromkeys(info.name for info in endpoint_registry.list_endpoints())
+    return f"{path} ({', '.join(names) or 'no entries'})"
+
+
 def report() -> str:
     config = settings()
     lines = ["Workbench doctor", ""]
@@ -43,6 +61,7 @@ def report() -> str:
         f"  default model  {config.default_model}",
         f"  model source   {_model_source(config.default_model)}",
         f"  judge model    {config.effective_judge_model}",
+        f"  endpoints      {_endpoints()}",
         f"  keys set       {', '.join(key_variables_set()) or '(none: fake/ and local/ models still work)'}",
     ]
     return "\n".join(lines)

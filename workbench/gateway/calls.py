@@ -8,8 +8,9 @@ from typing import Any
 
 from workbench.config import settings
 from workbench.errors import ConfigError
-from workbench.gateway import models
+from workbench.gateway import endpoint_registry, models
 from workbench.gateway.cache import cache_key
+from workbench.gateway.endpoint_routes import CONNECTION_PARAMS, with_connection
 from workbench.secrets import scrub_params
 
 __all__ = ["PreparedCall", "prepare", "build_messages", "check_params"]
@@ -123,11 +124,17 @@ def prepare(
         fallbacks = [fallbacks]
     elif fallbacks is not None and not isinstance(fallbacks, list | tuple):
         raise ConfigError(f"fallbacks={fallbacks!r:.80} must be a list of models, e.g. fallbacks=['local/smollm2']")
-    names = [asked, *list(fallbacks or ())]
+    if not isinstance(asked, str):
+        models.validate_model(asked)  # one line naming the bad value
+    names = [asked, *list(fallbacks or endpoint_registry.fallbacks_for(asked.strip()))]
     chain = [(models.validate_model(name), models.resolve(name.strip())) for name in names]
     messages = build_messages(prompt_or_messages, system)
+    params = dict(params)
+    connection = {name: params.pop(name) for name in CONNECTION_PARAMS if params.get(name) is not None}
     check_params(params)
     clean_tags = _apply_pick(chain, _check_tags(tags))
+    if connection:  # api_key=/api_base=/extra_headers= describe the model asked for, not its fallbacks
+        chain[0] = (chain[0][0], with_connection(chain[0][0].strip(), chain[0][1], connection))
     if not isinstance(cache, bool):  # cache='no' would be truthy
         raise ConfigError(f"cache={cache!r} must be True or False, e.g. cache=False to skip the cache")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):

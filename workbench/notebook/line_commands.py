@@ -38,6 +38,49 @@ def _models(session: Session | None, args: list[str]) -> pd.DataFrame:
         total = sum(found.weights.values())
         split = ", ".join(f"{model} {weight / total:.0%}" for model, weight in found.weights.items())
         rows.append({"name": name, "kind": "route", "target": split})
+    rows += _endpoint_rows()
+    return pd.DataFrame(rows, columns=["name", "kind", "target"]).set_index("name")
+
+
+def _endpoint_rows() -> list[dict[str, str]]:
+    """One row per endpoint of the endpoints file: where it points, its key variable (never a key), its price."""
+    from workbench.gateway import endpoint_registry
+
+    broken = endpoint_registry.problem()
+    if broken:
+        print(f"endpoints file not loaded: {broken}")
+    rows = []
+    for info in endpoint_registry.list_endpoints():
+        target = f"{info.model} at {info.where} · key {info.key} · {info.price}"
+        if info.fallbacks:
+            target += f" · fallbacks {', '.join(info.fallbacks)}"
+        kind = "endpoint" if info.label == info.name else "endpoint route"
+        rows.append({"name": info.label, "kind": kind, "target": target})
+    return rows
+
+
+def _endpoints(session: Session | None, args: list[str]) -> pd.DataFrame | None:
+    import pandas as pd
+
+    from workbench.gateway import endpoint_registry
+
+    if args == ["reload"]:
+        found = endpoint_registry.reload_endpoints()
+        if found is None:
+            print("no endpoints file: set WORKBENCH_ENDPOINTS, or write workbench.yaml in the project "
+                  "or endpoints.yaml in the home folder")
+        else:
+            print(f"endpoints reloaded from {found.path}: {', '.join(found.endpoints) or 'none'}")
+        return None
+    if args:
+        raise ConfigError(f"%llm endpoints {' '.join(args)!r}: write %llm endpoints, or %llm endpoints reload")
+    rows = _endpoint_rows()
+    path = endpoint_registry.describe_path()
+    if path is not None:
+        print(f"endpoints file: {path}")
+    elif not endpoint_registry.problem():
+        print("no endpoints file: set WORKBENCH_ENDPOINTS, or write workbench.yaml in the project "
+              "or endpoints.yaml in the home folder (LiteLLM's model_list format)")
     return pd.DataFrame(rows, columns=["name", "kind", "target"]).set_index("name")
 
 
@@ -214,7 +257,8 @@ class LineCommand:
 
 
 COMMANDS: dict[str, LineCommand] = {
-    "models": LineCommand(_models, "models", "default model, aliases and routes"),
+    "models": LineCommand(_models, "models", "default model, aliases, routes and endpoints (where each points)"),
+    "endpoints": LineCommand(_endpoints, "endpoints [reload]", "the endpoints file's entries, or reread the file"),
     "config": LineCommand(_config, "config [key=value ...]",
                           "show or change settings (default_model, max_retries, ...)"),
     "alias": LineCommand(_alias, "alias [NAME=MODEL]", "list aliases or define one"),
