@@ -73,6 +73,13 @@ def _eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+@command("team")
+def _team(args: argparse.Namespace) -> int:
+    from workbench.tracking.team_cli import run_team
+
+    return run_team(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Jupyter-native LLMOps workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench.evals.cli import add_eval_parser
 
     add_eval_parser(sub)
+    from workbench.tracking.team_cli import add_team_parser
+
+    add_team_parser(sub)
     ui = sub.add_parser("mlflow", help="start the MLflow UI on 127.0.0.1 against the current store")
     ui.add_argument("--port", type=int, default=None, help="port to listen on (default 5000, or a free one)")
     return parser

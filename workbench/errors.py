@@ -11,6 +11,8 @@ as a single red line without a traceback::
     │   └── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
     ├── BudgetExceeded         the call would go over a budget; says the budget, spend, and how to raise it
     ├── StoreError             a local store (cache, ledger) cannot be opened or read
+    ├── AccessDenied           the team server knows the user but refuses the action (HTTP 403)
+    ├── TeamServerError        the team server cannot be reached or answered an error
     └── FineTuneError          a fine-tune's child process failed or was killed; carries the tail of its log
 """
 
@@ -30,6 +32,8 @@ __all__ = [
     "StreamInterrupted",
     "BudgetExceeded",
     "StoreError",
+    "AccessDenied",
+    "TeamServerError",
     "FineTuneError",
 ]
 
@@ -81,6 +85,14 @@ class BudgetExceeded(WorkbenchError):
 
 class StoreError(WorkbenchError):
     """A local sqlite store (cache, ledger) could not be opened or used."""
+
+
+class AccessDenied(WorkbenchError):
+    """The team server knows who is asking but refuses them this action or endpoint (HTTP 403)."""
+
+
+class TeamServerError(WorkbenchError):
+    """The team's MLflow server could not be reached in time, or answered an error."""
 
 
 class FineTuneError(WorkbenchError):

@@ -143,6 +143,11 @@ def validate_model(model: object) -> str:
     from workbench.gateway.client import quiet_litellm
     from workbench.providers import CUSTOM_PROVIDERS, register
 
+    from workbench.gateway import team
+
+    if team.is_team(target):  # an endpoint of the team's gateway: the server knows which exist
+        team.check_model(target)
+        return model
     litellm = quiet_litellm()
 
     prefix = target.split("/", 1)[0]
