@@ -144,7 +144,7 @@ def convert(exc: BaseException, model: str) -> BaseException:
     name, who = endpoint_of(model), user()
     if status == 429 and "Budget limit exceeded" in text:
         return _budget_refusal(model, text)
-    if status == 404:
+    if status == 404 or (status == 403 and not _listed(name)):  # with basic auth an unknown endpoint is a 403
         return ModelError(f"the team gateway has no endpoint {name!r}: `%llm models` lists the team's endpoints "
                           f"(or ask your admin to add it with `workbench team apply`)")
     if status == 401:
@@ -158,6 +158,14 @@ def convert(exc: BaseException, model: str) -> BaseException:
         return AccessDenied(f"{who!r} may not use the team endpoint {name!r} (403): ask your team admin for USE "
                             "permission on it")
     return exc
+
+
+def _listed(name: str) -> bool:
+    """Whether this user's endpoint list names `name` (True when the list cannot be read: say 403 as it is)."""
+    try:
+        return name in endpoints(timeout_s=3.0)
+    except WorkbenchError:
+        return True
 
 
 def _budget_refusal(model: str, text: str) -> BudgetExceeded:

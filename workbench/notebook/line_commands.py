@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.notebook.options import parse_key_value
 
 if TYPE_CHECKING:
@@ -34,7 +34,23 @@ def _models(magics: LLMMagics, args: list[str]) -> pd.DataFrame:
         total = sum(found.weights.values())
         split = ", ".join(f"{model} {weight / total:.0%}" for model, weight in found.weights.items())
         rows.append({"name": name, "kind": "route", "target": split})
+    rows += _team_models()
     return pd.DataFrame(rows, columns=["name", "kind", "target"]).set_index("name")
+
+
+def _team_models() -> list[dict[str, str]]:
+    """The team gateway's endpoints, when the tracking store is a team server (its list is the truth)."""
+    from workbench.gateway import team
+
+    try:
+        where = team.server_url() + team.GATEWAY_PATH
+    except ConfigError:  # no team server: nothing to list
+        return []
+    try:
+        names = team.endpoints()
+    except WorkbenchError as exc:  # the other models still list; say why the team's do not
+        return [{"name": team.PREFIX + "*", "kind": "team", "target": f"unavailable: {exc}"}]
+    return [{"name": team.PREFIX + name, "kind": "team", "target": where} for name in names]
 
 
 def _config(magics: LLMMagics, args: list[str]) -> None:
@@ -87,9 +103,11 @@ def _spend(magics: LLMMagics, args: list[str]) -> pd.DataFrame:
 
     if not args:
         return workbench.spend()
+    if args == ["--team"]:
+        return workbench.spend(team=True)
     if len(args) == 2 and args[0] == "by":
         return workbench.spend(by=args[1])
-    raise ConfigError(f"%llm spend {' '.join(args)!r}: write %llm spend, or %llm spend by TAG (e.g. by project)")
+    raise ConfigError(f"%llm spend {' '.join(args)!r}: write %llm spend, %llm spend by TAG (e.g. by project) or %llm spend --team")
 
 
 def _history(magics: LLMMagics, args: list[str]) -> pd.DataFrame:

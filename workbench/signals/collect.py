@@ -8,12 +8,12 @@ The trace is flushed to MLflow first; a call without a trace (tracing off) is an
 
 from __future__ import annotations
 
-import getpass
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.identity import user
 from workbench.secrets import redact
 from workbench.signals.journal import SignalRow, journal
 
@@ -152,7 +152,4 @@ def feedback(trace_id: Any, thumbs: bool | None = None, stars: int | None = None
 
 
 def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "human"
+    return user()  # the MLflow username on a team server, so feedback is filtered by person like traces

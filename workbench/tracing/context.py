@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from workbench.errors import ConfigError
+from workbench.identity import user
 from workbench.tracing import memory
 from workbench.tracing.records import KINDS, SpanRecord, TraceRecord, new_span_id, new_trace_id, now_ns
 
@@ -144,7 +145,7 @@ def _tracking_uri() -> str:
 
 def new_trace() -> TraceRecord:
     """A trace with the current lineage and run; the tracking URI is fixed now."""
-    trace = TraceRecord(new_trace_id(), _tracking_uri())
+    trace = TraceRecord(new_trace_id(), _tracking_uri(), user=user())
     found = current_lineage()
     if found:
         trace.lineage.update(found)

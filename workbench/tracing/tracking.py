@@ -11,6 +11,7 @@ from contextvars import Token
 from typing import Any
 
 from workbench.errors import ConfigError, StoreError
+from workbench.identity import user
 from workbench.secrets import redact
 from workbench.tracing import context, exporter
 
@@ -49,7 +50,8 @@ class Run:
         experiment_id = backend(current_uri()).experiment_id(self.experiment)
         try:
             active = mlflow.start_run(experiment_id=experiment_id, run_name=self.name,
-                                      nested=mlflow.active_run() is not None, tags={"workbench.source": "workbench.run"})
+                                      nested=mlflow.active_run() is not None, tags={"workbench.source": "workbench.run",
+                                                                    "mlflow.user": user()})
             if self.params:
                 mlflow.log_params({str(k): redact(str(v))[:_PARAM_MAX] for k, v in self.params.items()})
         except Exception as exc:
