@@ -16,7 +16,8 @@
 #                                 Writes $MLFLOW_STATE_DIR/auth.ini unless MLFLOW_AUTH_CONFIG_PATH names your own:
 #     MLFLOW_AUTH_ADMIN_PASSWORD      first start only: the `admin` user's password (MLflow ships none)
 #     MLFLOW_AUTH_DATABASE_URI        users and permissions (default sqlite:///$MLFLOW_STATE_DIR/basic_auth.db)
-#     MLFLOW_AUTH_DEFAULT_PERMISSION  default USE: every user may call every gateway endpoint (READ may not)
+#     MLFLOW_AUTH_DEFAULT_PERMISSION  default EDIT: everyone writes runs and traces to shared experiments and calls
+#                                     every gateway endpoint (READ cannot call; USE cannot write traces)
 #     MLFLOW_AUTH_CACHE_TTL           default 60 s: checks a password once a minute, not on every call
 #     MLFLOW_FLASK_SERVER_SECRET_KEY  CSRF key; default: made once and kept in $MLFLOW_STATE_DIR/flask-secret
 #   MLFLOW_STATE_DIR              the server's own files (default ./mlflow-state)
@@ -69,7 +70,7 @@ if [[ "${MLFLOW_BASIC_AUTH:-0}" == "1" ]]; then
     export MLFLOW_AUTH_CONFIG_PATH="$state/auth.ini"
     cat >"$MLFLOW_AUTH_CONFIG_PATH" <<INI
 [mlflow]
-default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-USE}
+default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-EDIT}
 database_uri = ${MLFLOW_AUTH_DATABASE_URI:-sqlite:///$state/basic_auth.db}
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth

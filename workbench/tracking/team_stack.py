@@ -83,11 +83,11 @@ def server_env(base: dict[str, str], *, auth_ini: Path | None, cost_map_url: str
     return env
 
 
-def write_auth_ini(folder: Path, database_uri: str, default_permission: str = "USE") -> Path:
+def write_auth_ini(folder: Path, database_uri: str, default_permission: str = "EDIT") -> Path:
     path = folder / "auth.ini"
     path.write_text(
         "[mlflow]\n"
-        f"default_permission = {default_permission}\n"  # USE: every user may call every endpoint
+        f"default_permission = {default_permission}\n"  # EDIT: write traces and runs to shared experiments, call every endpoint
         f"database_uri = {database_uri}\n"
         "admin_username = admin\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
