@@ -96,8 +96,10 @@ def write_auth_ini(folder: Path, database_uri: str, default_permission: str = "E
     return path
 
 
-def start_upstream(model_dir: str | Path, folder: Path, *, wait_s: float = 180.0) -> tuple[subprocess.Popen[bytes], str]:
-    """`transformers serve` pinned to one model folder on a loopback port; returns (process, api_base)."""
+def start_upstream(model_dir: str | Path, folder: Path, *, wait_s: float = 180.0,
+                   wait: bool = True) -> tuple[subprocess.Popen[bytes], str]:
+    """`transformers serve` pinned to one model folder on a loopback port; returns (process, api_base).
+    wait=False returns at once (start other things meanwhile, then wait_for(<api_base minus /v1>/health))."""
     port = free_port()
     executable = Path(sys.executable).with_name("transformers")
     command = [str(executable) if executable.exists() else "transformers", "serve", "--host", "127.0.0.1",
@@ -106,7 +108,8 @@ def start_upstream(model_dir: str | Path, folder: Path, *, wait_s: float = 180.0
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    wait_for(f"http://127.0.0.1:{port}/health", process, log, wait_s, "transformers serve")
+    if wait:
+        wait_for(f"http://127.0.0.1:{port}/health", process, log, wait_s, "transformers serve")
     return process, f"http://127.0.0.1:{port}/v1"
 
 
@@ -119,15 +122,31 @@ class TeamStack:
     model: str | None = None  # the name the upstream serves its model under
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     owns_folder: bool = False
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     def add_user(self, name: str, password: str) -> None:
         """Create an MLflow user (basic auth) on the stack's server, as its admin."""
+        self.passwords[name] = password
         try:
             team.request("POST", "/api/2.0/mlflow/users/create", {"username": name, "password": password},
                          login=self.admin, base=self.url)
         except TeamServerError as exc:
             if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
                 raise
+
+    def login(self, name: str) -> str:
+        """Be `name` in this process from now on (admin or a user added here): point Workbench at the stack
+        and set MLflow's credential variables, as each person would in their own environment."""
+        password = self.admin[1] if name == self.admin[0] else self.passwords.get(name)
+        if password is None:
+            raise TeamServerError(f"no user {name!r} on this stack: add_user({name!r}, 'a-password-of-12+') first")
+        from workbench.config import configure, settings
+
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = name, password
+        os.environ["WORKBENCH_TRACKING_URI"] = self.url
+        if settings().tracking_uri != self.url:
+            configure(tracking_uri=self.url)
+        return name
 
     def stop(self) -> None:
         """Stop every process this stack started (their whole process groups), newest first."""
