@@ -54,7 +54,7 @@ def team_server():
 
         model = weights.locate("smollm2")
         assert model.kind == "cache", f"the bundled model is not converted in the model cache: {model}"
-        upstream, api_base = start_upstream(model.where, work)  # loads while PostgreSQL and MLflow start
+        upstream, api_base = start_upstream(model.where, work, wait=False)  # loads while PostgreSQL and MLflow start
         processes.append(upstream)
         started = subprocess.run([str(SCRIPTS / "postgres-local.sh"), "start", str(data), str(free_port())],
                                  capture_output=True, text=True, timeout=180)
@@ -81,7 +81,8 @@ prices:
                    MLFLOW_PORT=str(port), MLFLOW_HOST="127.0.0.1", MLFLOW_STATE_DIR=str(work / "state"),
                    MLFLOW_BASIC_AUTH="1", MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN[1],
                    MLFLOW_CRYPTO_KEK_PASSPHRASE="a-kek-passphrase-for-the-test", MLFLOW_GATEWAY_ALLOW_INTERNAL="1",
-                   MLFLOW_GATEWAY_PRICES=str(team_file), PYTHONPATH=str(ROOT), PYTHON=sys.executable)
+                   MLFLOW_GATEWAY_PRICES=str(team_file), PYTHONPATH=str(ROOT), PYTHON=sys.executable,
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         log = work / "mlflow.log"
         with open(log, "wb") as out:
             server = subprocess.Popen([str(SCRIPTS / "start-server.sh")], env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -89,6 +90,7 @@ prices:
         processes.append(server)
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/health", server, log, 240, "start-server.sh")
+        wait_for(api_base.removesuffix("/v1") + "/health", upstream, work / "upstream.log", 180, "transformers serve")
         for name, password in USERS.items():
             team.request("POST", "/api/2.0/mlflow/users/create", {"username": name, "password": password},
                          login=ADMIN, base=url)
