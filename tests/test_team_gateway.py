@@ -179,6 +179,8 @@ def test_alice_is_refused_after_her_budget_while_bob_still_gets_answers(team_ser
     trace = team.request("GET", "/api/3.0/mlflow/traces/get", params={"trace_id": answers[0].trace_id})["trace"]
     assert trace["trace_info"]["tags"]["workbench.user"] == "alice"
     assert "team/chat" in [s["name"] for s in trace["spans"]]
+    llm_span = next(s for s in trace["spans"] if s["name"] == "team/chat")
+    assert "/#/experiments/" in json.dumps(llm_span["attributes"]) and "gateway_traces" in json.dumps(llm_span)
 
     # the provider key is nowhere on the client side
     outputs = run(ip, "%llm spend --team").captured.stdout

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREFIX", "CREDENTIAL_VARIABLES", "is_team", "endpoint_of", "check_model", "server_url", "auth_header",
-    "litellm_kwargs", "convert", "request", "endpoints", "budgets", "spend", "Budget", "describe_period",
+    "litellm_kwargs", "convert", "gateway_traces_url", "request", "endpoints", "budgets", "spend", "Budget", "describe_period",
 ]
 
 PREFIX = "team/"
@@ -105,6 +105,26 @@ def litellm_kwargs(model: str) -> dict[str, Any]:
         "extra_headers": auth_header(),
         "max_retries": 0,
     }
+
+
+_trace_links: dict[tuple[str, str], str | None] = {}
+
+
+def gateway_traces_url(model: str) -> str | None:
+    """The MLflow UI page of the traces the gateway keeps for this endpoint (its experiment `gateway/<endpoint>`),
+    looked up once per endpoint and server; None when it cannot be read (our trace then names the endpoint only)."""
+    try:
+        key = (server_url(), endpoint_of(model))
+    except WorkbenchError:
+        return None
+    if key not in _trace_links:
+        try:
+            found = request("GET", "/api/2.0/mlflow/experiments/get-by-name",
+                            params={"experiment_name": f"gateway/{key[1]}"}, timeout_s=3.0)
+            _trace_links[key] = f"{key[0]}/#/experiments/{found['experiment']['experiment_id']}/traces"
+        except (WorkbenchError, KeyError):
+            _trace_links[key] = None
+    return _trace_links[key]
 
 
 # --- errors -------------------------------------------------------------------------------------------

@@ -56,7 +56,9 @@ def footer_text(response: Response) -> str:
     """model · tokens · cost · latency [· cache hit] [· fallback from X]: one line under the answer."""
     from workbench.gateway.prices import format_usd
 
-    cost = format_usd(response.cost_usd) if response.cost_usd is not None else "cost unknown (see set_price)"
+    cost = format_usd(response.cost_usd) if response.cost_usd is not None else (
+        "cost counted by the team gateway (%llm spend --team)" if response.model.startswith("team/")
+        else "cost unknown (see set_price)")
     parts = [
         response.model_used,
         f"{response.total_tokens} tokens ({response.prompt_tokens} in, {response.completion_tokens} out)",
