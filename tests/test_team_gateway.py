@@ -163,6 +163,8 @@ def test_alice_is_refused_after_her_budget_while_bob_still_gets_answers(team_ser
     _login(monkeypatch, "bob", USERS["bob"])
     for number in range(2):
         assert wb.complete(f"Say hello to host {number}", "team/chat", cache=False, max_tokens=8).text
+    streamed = wb.stream("Count to three", "team/chat", cache=False, max_tokens=8)
+    assert "".join(streamed) and streamed.response.completion_tokens > 0
 
     # the team's view: endpoints and the spend against each budget
     listed = ip.run_line_magic("llm", "models")
