@@ -16,20 +16,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from test_magics import assert_one_red_line, run  # noqa: E402 - the magics' own one-red-line check
+from test_mlflow_server import _ensure_postgres  # noqa: E402 - installs Debian's PostgreSQL when missing
 
 import workbench as wb
 from workbench import cli, config, tracing
 from workbench.gateway import team
 from workbench.tracking.team_stack import free_port, start_upstream, wait_for
-
-from test_magics import assert_one_red_line, run  # noqa: E402 - the magics' own one-red-line check
-from test_mlflow_server import _ensure_postgres  # noqa: E402 - installs Debian's PostgreSQL when missing
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -46,7 +43,7 @@ def team_server():
         pytest.skip("runuser is missing: PostgreSQL cannot be started as the postgres user")
     _ensure_postgres()
     work = Path(tempfile.mkdtemp(prefix="wb-team-pg-"))
-    os.chmod(work, 0o755)  # the postgres user must reach its data folder inside
+    os.chmod(work, 0o755)  # noqa: S103 - the postgres user must reach its data folder inside
     data = work / "pgdata"
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -172,6 +169,9 @@ def test_alice_is_refused_after_her_budget_while_bob_still_gets_answers(team_ser
     spend = wb.spend(team=True)
     alice_row = spend[(spend.scope == "user") & (spend.target == "alice")].iloc[0]
     assert alice_row.spent_usd >= 0.0001 and not alice_row.mine  # bob is asking
+    mine = spend.iloc[0]
+    assert mine.scope == "you" and mine.target == "bob" and mine.spent_usd > 0  # from the gateway's traces of bob
+    assert team.user_spend("alice") >= alice_row.spent_usd * 0.99
     _login(monkeypatch, *ADMIN)
     status = _cli("team", "status", str(team_server["team_file"]))
     assert "team/chat: dead" in status and "user alice:" in status and "WARNING" not in status

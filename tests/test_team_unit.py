@@ -86,7 +86,8 @@ def test_team_calls_go_to_the_gateway_route_with_the_users_login(monkeypatch):
 def _litellm_error(kind: str, status: int, body: dict) -> Exception:
     import litellm
 
-    response = httpx.Response(status, json=body, request=httpx.Request("POST", "http://x/gateway/mlflow/v1/chat/completions"))
+    request = httpx.Request("POST", "http://x/gateway/mlflow/v1/chat/completions")
+    response = httpx.Response(status, json=body, request=request)
     error = getattr(litellm, kind)(message=str(body), llm_provider="openai", model="chat", response=response)
     error.body = body
     return error
@@ -95,8 +96,8 @@ def _litellm_error(kind: str, status: int, body: dict) -> Exception:
 def test_the_gateways_refusals_become_our_one_line_errors(monkeypatch):
     monkeypatch.setattr(team, "budgets", lambda timeout_s=0: [])  # no server to ask for the exact limit
     monkeypatch.setattr(team, "endpoints", lambda timeout_s=0: ["chat"])
-    budget = _litellm_error("RateLimitError", 429, {"detail": "Budget limit exceeded. Limit: $2.50 USD per 1 day. "
-                                                              "Budget resets at 2026-12-05T00:00:00Z. Request rejected."})
+    text = "Budget limit exceeded. Limit: $2.50 USD per 1 day. Budget resets at 2026-12-05T00:00:00Z. Request rejected."
+    budget = _litellm_error("RateLimitError", 429, {"detail": text})
     refused = team.convert(budget, "team/chat")
     assert isinstance(refused, BudgetExceeded) and refused.budget_usd == 2.5
     assert "limit $2.50 per 1 day, resets at 2026-12-05 00:00 UTC" in str(refused) and "not retried" in str(refused)

@@ -140,10 +140,9 @@ def validate_model(model: object) -> str:
     target = resolve(model.strip())
     if isinstance(target, Route):
         return model
+    from workbench.gateway import team
     from workbench.gateway.client import quiet_litellm
     from workbench.providers import CUSTOM_PROVIDERS, register
-
-    from workbench.gateway import team
 
     if team.is_team(target):  # an endpoint of the team's gateway: the server knows which exist
         team.check_model(target)

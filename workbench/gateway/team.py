@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREFIX", "CREDENTIAL_VARIABLES", "is_team", "endpoint_of", "check_model", "server_url", "auth_header",
-    "litellm_kwargs", "convert", "gateway_traces_url", "request", "endpoints", "budgets", "spend", "Budget", "describe_period",
+    "litellm_kwargs", "convert", "gateway_traces_url", "request", "endpoints", "budgets", "spend", "user_spend",
+    "Budget", "describe_period",
 ]
 
 PREFIX = "team/"
@@ -48,7 +49,8 @@ CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 GATEWAY_PATH = "/gateway/mlflow/v1"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")  # what MLflow accepts as an endpoint name
 _TIMEOUT_S = 10.0  # admin and listing calls: never MLflow's minutes of HTTP retries
-_BUDGET_TEXT = re.compile(r"Limit: \$(?P<limit>[0-9.,]+) USD per (?P<period>[^.]+)\. Budget resets at (?P<reset>\S+?)\.")
+_BUDGET_TEXT = re.compile(
+    r"Limit: \$(?P<limit>[0-9.,]+) USD per (?P<period>[^.]+)\. Budget resets at (?P<reset>\S+?)\.")
 
 
 def is_team(model: object) -> bool:
@@ -242,15 +244,16 @@ def request(method: str, path: str, payload: dict[str, Any] | None = None, *, pa
     pair = login or _credentials()
     if pair:
         headers["Authorization"] = _basic(pair)
-    call = urllib.request.Request(url, data=data, headers=headers, method=method)
+    call = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) server URL
     try:
-        with urllib.request.urlopen(call, timeout=timeout_s) as answer:
+        with urllib.request.urlopen(call, timeout=timeout_s) as answer:  # noqa: S310 - checked by server_url()
             raw = answer.read()
     except urllib.error.HTTPError as exc:
         detail = redact(exc.read().decode(errors="replace"))[:300]
         if exc.code == 401:
             raise MissingKeyError(f"the team server at {redact(url.split('/api/')[0])} asks for a login (401): set "
-                                  "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD", variables=CREDENTIAL_VARIABLES) from None
+                                  "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+                                  variables=CREDENTIAL_VARIABLES) from None
         if exc.code == 403:
             raise AccessDenied(f"{(pair or ('anonymous',))[0]!r} may not {method} {path} on the team server (403): "
                                "an admin login is needed for this") from None
@@ -265,9 +268,9 @@ def request(method: str, path: str, payload: dict[str, Any] | None = None, *, pa
 def endpoints(timeout_s: float = _TIMEOUT_S) -> list[str]:
     """Names of the endpoints this user can call (the gateway's own OpenAI-style model list)."""
     url = server_url() + GATEWAY_PATH + "/models"
-    call = urllib.request.Request(url, headers={"Accept": "application/json", **auth_header()})
+    call = urllib.request.Request(url, headers={"Accept": "application/json", **auth_header()})  # noqa: S310
     try:
-        with urllib.request.urlopen(call, timeout=timeout_s) as answer:
+        with urllib.request.urlopen(call, timeout=timeout_s) as answer:  # noqa: S310 - checked by server_url()
             found = json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         raise convert(_HTTPStatus(exc.code, exc.read().decode(errors="replace")), PREFIX + "*") from None
@@ -331,14 +334,53 @@ def budgets(timeout_s: float = _TIMEOUT_S) -> list[Budget]:
     return found
 
 
+def user_spend(who: str | None = None, timeout_s: float = _TIMEOUT_S) -> float:
+    """What `who` (default: this user) spent through the gateway today (UTC), from the gateway's own traces:
+    each request is traced in its endpoint's experiment with the caller's name and the cost."""
+    who = who or user()
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    names = [e["name"] for e in request("GET", "/api/3.0/mlflow/gateway/endpoints/list",
+                                        timeout_s=timeout_s).get("endpoints", [])]
+    locations = []
+    for name in names:
+        try:
+            found = request("GET", "/api/2.0/mlflow/experiments/get-by-name",
+                            params={"experiment_name": f"gateway/{name}"}, timeout_s=timeout_s)
+        except TeamServerError:  # an endpoint with usage tracking off has no experiment
+            continue
+        locations.append({"type": "MLFLOW_EXPERIMENT",
+                          "mlflow_experiment": {"experiment_id": found["experiment"]["experiment_id"]}})
+    total, token = 0.0, None
+    quoted = who.replace("'", "\\'")
+    while locations:
+        payload: dict[str, Any] = {
+            "locations": locations, "max_results": 500,
+            "filter": f"metadata.`mlflow.auth.username` = '{quoted}' AND trace.timestamp_ms >= "
+                      f"{int(today.timestamp() * 1000)}"}
+        if token:
+            payload["page_token"] = token
+        page = request("POST", "/api/3.0/mlflow/traces/search", payload, timeout_s=timeout_s)
+        for trace in page.get("traces", []):
+            cost = (trace.get("trace_metadata") or {}).get("mlflow.trace.cost")
+            if cost:
+                total += float(json.loads(cost).get("total_cost") or 0.0)
+        token = page.get("next_page_token")
+        if not token:
+            break
+    return total
+
+
 def spend(timeout_s: float = _TIMEOUT_S) -> pd.DataFrame:
-    """The team's budgets and what is spent in each current window; `mine` marks those that apply to this user."""
+    """The team's budgets and what is spent in each current window (`mine` marks those that apply to this user),
+    and a first row with what this user spent through the gateway today."""
     import pandas as pd
 
     me = user()
-    rows = [{"scope": b.scope, "target": b.target or "", "limit_usd": b.usd, "per": b.period, "action": b.action,
-             "spent_usd": b.spent_usd, "left_usd": max(b.usd - b.spent_usd, 0.0), "resets_at": b.resets_at or "",
-             "mine": b.scope in ("global", "endpoint") or b.target == me}
-            for b in budgets(timeout_s)]
+    rows = [{"scope": "you", "target": me, "limit_usd": None, "per": "today (UTC)", "action": "",
+             "spent_usd": user_spend(me, timeout_s), "left_usd": None, "resets_at": "", "mine": True}]
+    rows += [{"scope": b.scope, "target": b.target or "", "limit_usd": b.usd, "per": b.period, "action": b.action,
+              "spent_usd": b.spent_usd, "left_usd": max(b.usd - b.spent_usd, 0.0), "resets_at": b.resets_at or "",
+              "mine": b.scope in ("global", "endpoint") or b.target == me}
+             for b in budgets(timeout_s)]
     columns = ["scope", "target", "limit_usd", "per", "action", "spent_usd", "left_usd", "resets_at", "mine"]
     return pd.DataFrame(rows, columns=columns)

@@ -48,23 +48,24 @@ def _apply_secrets(spec: TeamSpec, applied: Applied, rotate: bool) -> dict[str, 
         auth = {"api_base": secret.api_base} if secret.api_base else {}
         found = held.get(secret.name)
         if found is None:
-            created = _call("POST", "/secrets/create", {"secret_name": secret.name, "secret_value": {"api_key": value},
-                                                        "provider": secret.provider, **({"auth_config": auth} if auth else {})})
+            payload = {"secret_name": secret.name, "secret_value": {"api_key": value}, "provider": secret.provider}
+            created = _call("POST", "/secrets/create", {**payload, **({"auth_config": auth} if auth else {})})
             ids[secret.name] = created["secret"]["secret_id"]
             applied.changes.append(f"created secret {secret.name} ({secret.provider}"
                                    + (f", {secret.api_base}" if secret.api_base else "") + ")")
             continue
         ids[secret.name] = found["secret_id"]
         if (found.get("provider") or "") != secret.provider:
-            raise ConfigError(f"{spec.source}: secret {secret.name!r} is a {found.get('provider')!r} secret on the server; "
+            raise ConfigError(f"{spec.source}: secret {secret.name!r} is a {found.get('provider')!r} secret on the "
+                              "server; "
                               f"the file says {secret.provider!r}: give the new one another name")
         key_changed = rotate or (found.get("masked_values") or {}).get("api_key") != _mask(value)
         base_changed = (found.get("auth_config") or {}).get("api_base") != secret.api_base
         if key_changed or base_changed:
-            payload: dict[str, Any] = {"secret_id": found["secret_id"], "secret_value": {"api_key": value}}
+            update: dict[str, Any] = {"secret_id": found["secret_id"], "secret_value": {"api_key": value}}
             if base_changed:
-                payload["auth_config"] = auth or {"api_base": ""}
-            _call("POST", "/secrets/update", payload)
+                update["auth_config"] = auth or {"api_base": ""}
+            _call("POST", "/secrets/update", update)
             what = " and ".join(w for w, c in (("key", key_changed), ("api_base", base_changed)) if c)
             applied.changes.append(f"updated secret {secret.name} ({what})")
     return ids
@@ -153,8 +154,10 @@ def _apply_budgets(spec: TeamSpec, applied: Applied, endpoint_ids: dict[str, str
             _call("POST", "/budgets/create", _budget_payload(budget, endpoint_ids))
             applied.changes.append(f"created {budget.describe()}")
             continue
-        if abs(float(found.get("budget_amount") or 0.0) - budget.usd) > 1e-12 or found.get("budget_action") != budget.action:
-            _call("POST", "/budgets/update", {"budget_policy_id": found["budget_policy_id"], "budget_amount": budget.usd,
+        amount_changed = abs(float(found.get("budget_amount") or 0.0) - budget.usd) > 1e-12
+        if amount_changed or found.get("budget_action") != budget.action:
+            _call("POST", "/budgets/update", {"budget_policy_id": found["budget_policy_id"],
+                                              "budget_amount": budget.usd,
                                               "budget_action": budget.action})
             applied.changes.append(f"updated {budget.describe()}")
 
@@ -204,12 +207,15 @@ def status(spec: TeamSpec | None = None) -> str:
     used = []
     for endpoint in _call("GET", "/endpoints/list").get("endpoints", []):
         parts = []
-        for mapping in sorted(endpoint.get("model_mappings") or [], key=lambda m: (m.get("linkage_type") != "PRIMARY",
-                                                                                       int(m.get("fallback_order") or 0))):
+        mappings = endpoint.get("model_mappings") or []
+        order = lambda m: (m.get("linkage_type") != "PRIMARY", int(m.get("fallback_order") or 0))  # noqa: E731
+        for mapping in sorted(mappings, key=order):
             model = models.get(mapping.get("model_definition_id"), {})
             used.append(model)
-            role = "fallback" if mapping.get("linkage_type") == "FALLBACK" else f"weight {float(mapping.get('weight') or 1):g}"
-            parts.append(f"{model.get('name', '?')} = {model.get('provider', '?')}/{model.get('model_name', '?')} ({role})")
+            weight = float(mapping.get("weight") or 1)
+            role = "fallback" if mapping.get("linkage_type") == "FALLBACK" else f"weight {weight:g}"
+            target = f"{model.get('provider', '?')}/{model.get('model_name', '?')}"
+            parts.append(f"{model.get('name', '?')} = {target} ({role})")
         lines.append(f"  team/{endpoint['name']}: " + ("; ".join(parts) or "no models"))
     if len(lines) == 2:
         lines.append("  (none yet: `workbench team apply team.yaml`)")
@@ -226,6 +232,6 @@ def status(spec: TeamSpec | None = None) -> str:
     for name in unpriced:
         lines.append(f"WARNING: model {name} has no price the gateway knows: its calls cost $0, so budgets NEVER trip "
                      "on it. Price it in the team file's `prices:` and start the server with "
-                     "MLFLOW_GATEWAY_PRICES=team.yaml (mlflow/README.md)" + (" - or, if the server already serves "
-                                                                             "that price map, ignore this" if spec is None else ""))
+                     "MLFLOW_GATEWAY_PRICES=team.yaml (mlflow/README.md)"
+                     + (" - or, if the server already serves that price map, ignore this" if spec is None else ""))
     return "\n".join(lines)

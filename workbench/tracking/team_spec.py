@@ -55,7 +55,8 @@ class SecretSpec:
             return _NO_KEY
         found = os.environ.get(self.key_variable)
         if not found:
-            raise ConfigError(f"{where}: secret {self.name!r} reads its key from {self.key_variable}, which is not set: "
+            raise ConfigError(f"{where}: secret {self.name!r} reads its key from {self.key_variable}, which is not "
+                              "set: "
                               f"export {self.key_variable}=... before `workbench team apply`")
         return found
 
@@ -110,13 +111,14 @@ class TeamSpec:
 
 
 def load_spec(path: str | os.PathLike[str]) -> TeamSpec:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     file = Path(path)
     try:
         text = file.read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read the team file {str(file)!r}: {exc.strerror}; pass the path of your team.yaml") from None
+        raise ConfigError(f"cannot read the team file {str(file)!r}: {exc.strerror}; "
+                          "pass the path of your team.yaml") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -193,10 +195,12 @@ def _budget(item: dict[str, Any], where: str, endpoints: set[str]) -> BudgetSpec
                           "not both")
     scope, target = ("GLOBAL", None) if not targets else (targets[0].upper(), str(item[targets[0]]))
     if scope == "ENDPOINT" and target not in endpoints:
-        raise ConfigError(f"{where}: endpoint {target!r} is not among the file's endpoints ({', '.join(sorted(endpoints))})")
+        raise ConfigError(f"{where}: endpoint {target!r} is not among the file's endpoints "
+                          f"({', '.join(sorted(endpoints))})")
     action = str(item.get("action", "reject")).upper()
     if action not in ("REJECT", "ALERT"):
-        raise ConfigError(f"{where}: action {item.get('action')!r} must be reject (refuse calls) or alert (webhook only)")
+        raise ConfigError(f"{where}: action {item.get('action')!r} must be reject (refuse calls) "
+                          "or alert (webhook only)")
     return BudgetSpec(float(usd), PERIODS[unit], int(count or 1), scope, target, action)
 
 
@@ -221,7 +225,8 @@ def parse_spec(data: Any, source: str = "team.yaml") -> TeamSpec:
         raise ConfigError(f"{source}: the team file must be a mapping with secrets:, models:, endpoints:, budgets:")
     unknown = sorted(set(data) - {"secrets", "models", "endpoints", "budgets", "prices"})
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}: use secrets, models, endpoints, budgets, prices")
+        raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}: "
+                          "use secrets, models, endpoints, budgets, prices")
     secrets = tuple(_secret(item, f"{source} secrets[{i}]") for i, item in enumerate(_list(data, "secrets", source)))
     by_secret = {s.name: s for s in secrets}
     models = []
@@ -229,11 +234,13 @@ def parse_spec(data: Any, source: str = "team.yaml") -> TeamSpec:
         where = f"{source} models[{i}]"
         secret = item.get("secret")
         if secret not in by_secret:
-            raise ConfigError(f"{where}: secret {secret!r} is not among the file's secrets ({', '.join(by_secret) or 'none'})")
+            raise ConfigError(f"{where}: secret {secret!r} is not among the file's secrets "
+                              f"({', '.join(by_secret) or 'none'})")
         model = item.get("model")
         if not isinstance(model, str) or not model:
             raise ConfigError(f"{where}: model {model!r} must be the provider's model name, e.g. model: gpt-4o-mini")
-        models.append(ModelSpec(_name(item, where), str(secret), model, str(item.get("provider") or by_secret[secret].provider)))
+        provider = str(item.get("provider") or by_secret[secret].provider)
+        models.append(ModelSpec(_name(item, where), str(secret), model, provider))
     known = {m.name for m in models}
     endpoints = []
     for i, item in enumerate(_list(data, "endpoints", source)):
@@ -243,10 +250,12 @@ def parse_spec(data: Any, source: str = "team.yaml") -> TeamSpec:
         fallbacks = [fallbacks] if isinstance(fallbacks, str) else list(fallbacks)
         for model in [*weights, *fallbacks]:
             if model not in known:
-                raise ConfigError(f"{where}: model {model!r} is not among the file's models ({', '.join(sorted(known)) or 'none'})")
+                raise ConfigError(f"{where}: model {model!r} is not among the file's models "
+                                  f"({', '.join(sorted(known)) or 'none'})")
         endpoints.append(EndpointSpec(_name(item, where), weights, tuple(str(f) for f in fallbacks)))
     names = {e.name for e in endpoints}
-    budgets = tuple(_budget(item, f"{source} budgets[{i}]", names) for i, item in enumerate(_list(data, "budgets", source)))
+    budgets = tuple(_budget(item, f"{source} budgets[{i}]", names)
+                    for i, item in enumerate(_list(data, "budgets", source)))
     for kind, items in (("secret", secrets), ("model", models), ("endpoint", endpoints)):
         seen = [x.name for x in items]
         dupes = sorted({n for n in seen if seen.count(n) > 1})
