@@ -33,6 +33,7 @@ EXPECTED = {
         "created endpoint chat (old 1, fallback smol)",  # workbench team apply
         "no changes",  # ... is idempotent
         "team/chat",  # %llm models lists the team endpoint
+        "team/chat · ",  # the %%llm cell answered through the team gateway, with its footer
         "refused",  # alice's loop ends on her budget
         "BudgetExceeded: team/chat refused by your budget (alice)",  # one red line in the cell
         "alice: ",  # her traces, found by user

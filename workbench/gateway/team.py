@@ -336,7 +336,8 @@ def budgets(timeout_s: float = _TIMEOUT_S) -> list[Budget]:
 
 def user_spend(who: str | None = None, timeout_s: float = _TIMEOUT_S) -> float:
     """What `who` (default: this user) spent through the gateway today (UTC), from the gateway's own traces:
-    each request is traced in its endpoint's experiment with the caller's name and the cost."""
+    each request is traced in its endpoint's experiment with the caller's name and the cost. The gateway
+    finishes that trace a few seconds after answering, so the newest calls may not count yet."""
     who = who or user()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     names = [e["name"] for e in request("GET", "/api/3.0/mlflow/gateway/endpoints/list",
