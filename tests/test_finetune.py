@@ -108,12 +108,13 @@ def test_loss_is_on_the_answer_only():
     tokenizer = AutoTokenizer.from_pretrained(folder)
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy there"}]
     encoded = encode_conversation(tokenizer, messages)
-    learned = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE])
+    learned = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True)
+                                if label != IGNORE])
     assert learned.startswith("Ahoy there") and "<|im_end|>" in learned and "hi" not in learned
     assert encoded.labels[0] == IGNORE
 
 
-# --- real training (slow) ----------------------------------------------------------------------------------------------
+# --- real training (slow) --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ import pytest
 
 import workbench as wb
 from workbench.errors import ConfigError, ModelError
-from workbench.providers.local import adapters as local_adapters, weights as local_model
+from workbench.providers.local import adapters as local_adapters
+from workbench.providers.local import weights as local_model
 from workbench.providers.local.adapters import parse_model_name
 from workbench.providers.local.generate import GenerationSettings, chat_prompt
 
@@ -190,7 +191,7 @@ def test_four_threads_at_once_all_get_answers():
 def test_async_litellm_paths():
     import litellm
 
-    from workbench.providers import register
+    from workbench.providers.registry import register
 
     register()
 

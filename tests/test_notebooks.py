@@ -59,6 +59,8 @@ def _texts(notebook: Any) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.model
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_offline(path: Path, tmp_path: Path, workbench_home: Path) -> None:

@@ -3,6 +3,11 @@ one-line errors, and the user every ledger row carries. (The server end to end: 
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+from typing import ClassVar
+
 import httpx
 import pytest
 
@@ -135,3 +140,61 @@ def test_every_ledger_row_and_trace_carries_the_user(monkeypatch):
 
     info, _ = to_mlflow(get_trace(answer.trace_id), "0")
     assert info.tags["workbench.user"] == "bob" and info.trace_metadata["mlflow.trace.user"] == "bob"
+
+
+class _TeamServer(http.server.BaseHTTPRequestHandler):
+    """Just the REST reads a user makes of a team server (the endpoint list, budgets and their windows)."""
+
+    ANSWERS: ClassVar[dict[str, dict]] = {
+        "/gateway/mlflow/v1/models": {"data": [{"id": "chat"}, {"id": "summaries"}]},
+        "/api/3.0/mlflow/gateway/budgets/list": {"budget_policies": [
+            {"budget_policy_id": "b1", "target_scope": "USER", "target_value": "alice", "budget_amount": 2.5,
+             "duration": {"value": 1, "unit": "DAYS"}, "budget_action": "REJECT"}]},
+        "/api/3.0/mlflow/gateway/budgets/windows": {"windows": [{"budget_policy_id": "b1", "current_spend": 0.75}]},
+        "/api/3.0/mlflow/gateway/endpoints/list": {"endpoints": []},
+    }
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        found = self.ANSWERS.get(self.path.split("?")[0])
+        body = json.dumps(found if found is not None else {"error": "no such path"}).encode()
+        self.send_response(200 if found is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass  # quiet test output
+
+
+@pytest.fixture
+def team_server(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TeamServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alice-password-1")
+    from workbench import config
+
+    config.reset_settings()
+    yield url
+    server.shutdown()
+    server.server_close()
+    monkeypatch.delenv("WORKBENCH_TRACKING_URI")
+    config.reset_settings()
+
+
+def test_the_llm_command_table_lists_team_endpoints_and_spend_team(team_server):
+    from workbench.notebook.line_commands import commands_help, llm_line
+
+    assert "%llm spend [by TAG | --team]" in commands_help()  # %%llm? documents the flag
+    listed = llm_line("models")
+    team_rows = listed[listed.kind == "team"]
+    assert list(team_rows.index) == ["team/chat", "team/summaries"]
+    assert set(team_rows.target) == {team_server + team.GATEWAY_PATH}
+    spend = llm_line("spend --team")
+    alice = spend[spend.scope == "user"].iloc[0]
+    assert (alice.target, alice.limit_usd, alice.spent_usd, alice.left_usd) == ("alice", 2.5, 0.75, 1.75)
+    with pytest.raises(ConfigError, match="%llm spend --team"):
+        llm_line("spend --teams")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 
+from workbench.config import settings
+from workbench.providers.local.adapters import parse_model_name
+from workbench.providers.local.weights import model_source
+from workbench.secrets import key_variables_set, redact
+
 __all__ = ["report"]
 
 _PACKAGES = ("litellm", "mlflow", "transformers", "peft", "trl", "torch", "pandas", "jupyterlab", "ipywidgets",
@@ -21,19 +26,31 @@ def _model_source(model: str) -> str:
     """Where a local default model's weights come from: package, cache, hub, folder or missing."""
     if not model.startswith("local/"):
         return "(not a local model: served by its provider)"
-    from workbench.providers.local.adapters import parse_model_name
-    from workbench.providers.local.weights import model_source
-
     try:
         return model_source(parse_model_name(model).base)
     except Exception as exc:  # doctor reports problems, it does not stop at them
         return f"missing: {exc}"
 
 
-def report() -> str:
-    from workbench.config import settings
-    from workbench.secrets import key_variables_set, redact
+def _endpoints() -> str:
+    """The endpoints file in use and its names, or why it did not load (one line)."""
+    import warnings
 
+    from workbench.gateway import endpoint_registry
+
+    with warnings.catch_warnings():  # the problem is this line's to tell
+        warnings.simplefilter("ignore")
+        problem = endpoint_registry.problem()
+    if problem:
+        return f"not loaded: {problem}"
+    path = endpoint_registry.describe_path()
+    if path is None:
+        return "(no file: $WORKBENCH_ENDPOINTS, <project>/workbench.yaml or <home>/endpoints.yaml)"
+    names = dict.fromkeys(info.name for info in endpoint_registry.list_endpoints())
+    return f"{path} ({', '.join(names) or 'no entries'})"
+
+
+def report() -> str:
     config = settings()
     lines = ["Workbench doctor", ""]
     lines += [f"  {name:<14} {_version(name)}" for name in _PACKAGES]
@@ -44,6 +61,7 @@ def report() -> str:
         f"  default model  {config.default_model}",
         f"  model source   {_model_source(config.default_model)}",
         f"  judge model    {config.effective_judge_model}",
+        f"  endpoints      {_endpoints()}",
         f"  keys set       {', '.join(key_variables_set()) or '(none: fake/ and local/ models still work)'}",
     ]
     return "\n".join(lines)

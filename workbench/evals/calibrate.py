@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import html
+import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError, WorkbenchError
-from workbench.evals.scoring import ScoreInput, as_scorer
+from workbench.errors import ConfigError, WorkbenchError, WorkbenchWarning
+from workbench.evals.scoring import ScoreInput, ScorerSpec, as_scorer
+from workbench.evals.stats import spearman, weighted_kappa
+from workbench.gateway.models import validate_model
+from workbench.tracking.backend import backend, current_uri, ensure_mlflow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +57,7 @@ class Calibration:
         if self.usable:
             return f"{self.judge} agrees with humans well enough (kappa {self.kappa:.2f} >= {USABLE_KAPPA})"
         why = []
-        if not self.kappa == self.kappa or self.kappa < USABLE_KAPPA:
+        if self.kappa != self.kappa or self.kappa < USABLE_KAPPA:  # NaN (no agreement measurable) or too low
             why.append(f"weighted kappa {self.kappa:.2f} < {USABLE_KAPPA}" if self.kappa == self.kappa
                        else "no agreement measurable")
         if self.parse_failures > 0.1 * self.rows:
@@ -62,7 +66,8 @@ class Calibration:
 
     def __repr__(self) -> str:
         return (f"<Calibration {self.judge} on {self.n} rows: spearman {self.spearman:.2f}, weighted kappa "
-                f"{self.kappa:.2f}, exact {self.exact_agreement:.0%}, {self.parse_failures} unparseable>\n{self.verdict}")
+                f"{self.kappa:.2f}, exact {self.exact_agreement:.0%}, {self.parse_failures} unparseable>\n"
+                f"{self.verdict}")
 
     def _repr_html_(self) -> str:
         color = "#2e7d32" if self.usable else "#c62828"
@@ -84,7 +89,7 @@ def _human_column(frame: Any, human: str | None) -> str:
     raise ConfigError("the data needs a column of human scores (human_score), plus input, output and expected")
 
 
-def _frame(data: Any) -> pd.DataFrame:
+def _frame(data: pd.DataFrame | str | Path | list[dict[str, object]]) -> pd.DataFrame:
     """The calibration rows from a DataFrame, a list of dicts, or a CSV/JSONL path."""
     import pandas as pd
 
@@ -105,18 +110,15 @@ def _frame(data: Any) -> pd.DataFrame:
                       "path with input, output, expected and human_score columns")
 
 
-def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str | None = None,
+def calibrate(judge: str, data: pd.DataFrame | str | Path | list[dict[str, object]], *,
+              scorer: ScorerSpec = "similarity", human: str | None = None,
               concurrency: int = 4, experiment: str = "judge-calibration") -> Calibration:
     """Score `data` (a DataFrame or CSV/JSONL with input, output, expected and a human score 1-5) with `judge`,
     and measure agreement with the humans. Logged to MLflow as a run in `experiment`."""
     import numpy as np
     import pandas as pd
 
-    from workbench.evals.stats import spearman, weighted_kappa
-
     if judge is not None:
-        from workbench.gateway.models import validate_model
-
         validate_model(judge)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
@@ -155,14 +157,7 @@ def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str |
 
 def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
     try:
-        import tempfile
-        from pathlib import Path
-
-        from workbench.tracing.backend import ensure_mlflow
-
         mlflow = ensure_mlflow()
-        from workbench.tracing.backend import backend, current_uri
-
         client = mlflow.MlflowClient(current_uri())
         experiment_id = backend(current_uri()).experiment_id(experiment)
         run = client.create_run(experiment_id, run_name=f"calibrate {result.judge}",
@@ -183,5 +178,5 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         client.set_terminated(run_id, "FINISHED")
         return run_id
     except Exception as exc:  # the numbers are returned either way
-        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", UserWarning, stacklevel=3)
+        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", WorkbenchWarning, stacklevel=3)
         return None

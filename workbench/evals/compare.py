@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["compare", "Comparison", "gate", "GateResult", "as_results"]
 
 
-def _load(item: Any) -> EvalResult:
+def _load(item: EvalResult | str) -> EvalResult:
     if isinstance(item, EvalResult):
         return item
     if isinstance(item, str) and item.strip():
@@ -28,7 +28,7 @@ def _load(item: Any) -> EvalResult:
     raise ConfigError(f"{item!r:.80} is neither an EvalResult nor an MLflow run id of an evaluation")
 
 
-def as_results(items: tuple[Any, ...]) -> list[tuple[str, EvalResult]]:
+def as_results(items: tuple[EvalResult | str, ...]) -> list[tuple[str, EvalResult]]:
     """(label, one-model result) pairs; a several-model result gives one pair per model."""
     flat: list[tuple[str, EvalResult]] = []
     for item in items:
@@ -36,7 +36,7 @@ def as_results(items: tuple[Any, ...]) -> list[tuple[str, EvalResult]]:
         for model in result.models:
             flat.append((model, result.for_model(model) if len(result.models) > 1 else result))
     labels = [label for label, _ in flat]
-    out = []
+    out: list[tuple[str, EvalResult]] = []
     for label, result in flat:  # the same model twice (two prompts, two runs): tell them apart by run
         if labels.count(label) > 1:
             label = f"{label} ({(result.run_id or result.prompt or 'run')[:8]})"
@@ -72,8 +72,9 @@ class Comparison:
     def _repr_html_(self) -> str:
         frame = self.metrics.copy()
         for column in ("mean_reference", "mean_candidate", "delta", "ci_low", "ci_high"):
-            frame[column] = frame[column].map(lambda v: f"{v:+.3f}" if column in ("delta", "ci_low", "ci_high")
-                                              and v == v else f"{v:.3f}" if v == v else "–")
+            signed = column in ("delta", "ci_low", "ci_high")
+            frame[column] = frame[column].map(lambda v, signed=signed: f"{v:+.3f}" if signed and v == v
+                                              else f"{v:.3f}" if v == v else "–")
         head = f"Compared with {html.escape(self.labels[0])} on {len(self.table)} rows"
         return f"<div><div>{head}</div>{frame.to_html(index=False, escape=True)}</div>"
 
@@ -81,7 +82,7 @@ class Comparison:
         return f"<Comparison {' vs '.join(self.labels)}: {len(self.table)} rows>\n{self.metrics.to_string(index=False)}"
 
 
-def compare(*results: Any, metrics: list[str] | None = None, confidence: float = 0.95) -> Comparison:
+def compare(*results: EvalResult | str, metrics: list[str] | None = None, confidence: float = 0.95) -> Comparison:
     """Side by side: EvalResults or MLflow run ids (a several-model result counts as one per model). The first
     is the reference; each other is compared with it per row and per metric (wins/ties/losses, a paired interval)."""
     import pandas as pd
@@ -103,7 +104,7 @@ def compare(*results: Any, metrics: list[str] | None = None, confidence: float =
         for metric in chosen:
             table[f"{metric}: {label}"] = part[metric].astype(float)
     rows = []
-    for label, result in sides[1:]:
+    for label, _ in sides[1:]:
         for metric in chosen:
             a, b = table[f"{metric}: {reference_label}"], table[f"{metric}: {label}"]
             paired = paired_bootstrap(b.to_numpy(), a.to_numpy(), confidence)
@@ -152,7 +153,7 @@ def _single(item: Any, role: str) -> EvalResult:
     return result
 
 
-def gate(candidate: Any, baseline: Any, metric: str = "similarity", min_delta: float = 0.0,
+def gate(candidate: EvalResult | str, baseline: EvalResult | str, metric: str = "similarity", min_delta: float = 0.0,
          confidence: float = 0.95) -> GateResult:
     """Pass when the lower end of the `confidence` interval of (candidate - baseline) on `metric`, a paired
     bootstrap over the rows both scored, is at least `min_delta`. min_delta=0: no worse, with confidence;

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.evals.plots import plot_result
+from workbench.evals.stats import bootstrap_ci
+from workbench.tracking import pending
+from workbench.tracking.backend import ensure_mlflow
+from workbench.tracking.gate import is_not_found
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,8 +55,6 @@ class EvalResult:
 
     def _summarize(self) -> pd.DataFrame:
         import pandas as pd
-
-        from workbench.evals.stats import bootstrap_ci
 
         rows = []
         for model in self.models:
@@ -107,8 +111,6 @@ class EvalResult:
     # -- display
     def plot(self, ax: Any = None) -> Any:
         """Score distributions per model, one panel per scorer (matplotlib); returns the Figure."""
-        from workbench.evals.plots import plot_result
-
         return plot_result(self, ax)
 
     def __repr__(self) -> str:
@@ -139,16 +141,10 @@ class EvalResult:
     @classmethod
     def from_run(cls, run_id: str) -> EvalResult:
         """Read an evaluation back from its MLflow run (its table and meta artifacts)."""
-        import os
-
         import pandas as pd
 
-        from workbench.tracing.backend import ensure_mlflow
-
-        from workbench.evals.record import flush_records
-
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in a cell
-        flush_records()  # a run this process made is complete before it is read
+        pending.flush()  # a run this process made (its traces, its record) is complete before it is read
         mlflow = ensure_mlflow()
         client = mlflow.MlflowClient()
         try:
@@ -156,7 +152,7 @@ class EvalResult:
             table = pd.read_json(client.download_artifacts(run_id, TABLE_ARTIFACT), orient="records",
                                  dtype=False)
         except Exception as exc:
-            if "not found" in str(exc).lower() or "No such file" in str(exc) or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            if is_not_found(exc) or isinstance(exc, FileNotFoundError):
                 raise WorkbenchError(f"run {run_id!r} is not a workbench evaluation (no {TABLE_ARTIFACT}): pass "
                                      "the run_id of an EvalResult") from None
             raise StoreError(f"reading evaluation run {run_id!r} failed: {str(exc)[:300]}") from exc

@@ -15,17 +15,29 @@ import math
 import string
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
+from workbench import config
 from workbench.datasets.golden import GoldenDataset, resolve_data
 from workbench.datasets.rows import GoldenRow, input_text, row_key
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals.progress import Progress, rows_view
+from workbench.evals.record import EvalRun
 from workbench.evals.result import EvalResult
-from workbench.evals.scoring import Score, Scorer, ScoreInput, as_scorer
+from workbench.evals.scoring import Score, ScoreInput, Scorer, ScorerSpec, as_scorer
+from workbench.gateway import client
+from workbench.gateway.calls import check_params
+from workbench.gateway.models import validate_model
+from workbench.tracing import context as tracing_context
 
-__all__ = ["evaluate", "EvalHandle", "DEFAULT_SCORERS"]
+if TYPE_CHECKING:
+    from workbench.datasets.golden import DataLike
+    from workbench.tracking.prompts import Prompt
+
+__all__ = ["evaluate", "EvalHandle", "DEFAULT_SCORERS", "check_scorers"]
 
 DEFAULT_SCORERS = ("exact_match", "token_f1")
 NAN = float("nan")
@@ -47,14 +59,11 @@ class _Plan:
 
 
 def _models(model: str | None, models: Any) -> list[str]:
-    from workbench.config import settings
-    from workbench.gateway.models import validate_model
-
     if model is not None and models is not None:
         raise ConfigError("pass model='...' or models=[...], not both")
     if models is not None and not isinstance(models, str | list | tuple):
         raise ConfigError(f"models={models!r:.80} must be a list of models, e.g. models=['fake/echo', 'local/smollm2']")
-    chosen = [model] if model is not None else list(models) if models is not None else [settings().default_model]
+    chosen = [model] if model is not None else list(models) if models is not None else [config.settings().default_model]
     if isinstance(models, str):
         chosen = [models]
     if not chosen:
@@ -66,7 +75,7 @@ def _models(model: str | None, models: Any) -> list[str]:
     return chosen
 
 
-def _scorers(specs: Any, judge: str | None) -> list[Scorer]:
+def check_scorers(specs: Any, judge: str | None) -> list[Scorer]:
     if specs is None:
         specs = [*DEFAULT_SCORERS, "similarity"] if judge else list(DEFAULT_SCORERS)
     if isinstance(specs, str | Scorer) or callable(specs):
@@ -91,8 +100,8 @@ def _check_template(template: Any) -> Any:
     if hasattr(template, "format") and hasattr(template, "template") and hasattr(template, "version"):
         variables = tuple(getattr(template, "variables", ()) or ())
         if variables and set(variables) != {"input"}:
-            raise ConfigError(f"prompt {template.name!r} v{template.version} uses {', '.join(variables)}: an evaluation "
-                              "fills only {input}, the row's input")
+            raise ConfigError(f"prompt {template.name!r} v{template.version} uses {', '.join(variables)}: an "
+                              "evaluation fills only {input}, the row's input")
         return template
     if not isinstance(template, str) or not template.strip():
         raise ConfigError(f"prompt={template!r:.60} is not a template: pass e.g. prompt='Answer briefly: {{input}}'")
@@ -120,7 +129,8 @@ def _render(template: Any, text: str) -> str:
         raise ConfigError(f"prompt template uses {{{exc.args[0]}}}: only {{input}} is filled; write {{{{ and }}}} "
                           "for literal braces") from None
     except ValueError as exc:
-        raise ConfigError(f"prompt template cannot be formatted ({exc}); write {{{{ and }}}} for literal braces") from None
+        raise ConfigError(f"prompt template cannot be formatted ({exc}); write {{{{ and }}}} for literal "
+                          "braces") from None
 
 
 def _payload(plan: _Plan, row: GoldenRow) -> Any:
@@ -138,8 +148,6 @@ def _payload(plan: _Plan, row: GoldenRow) -> Any:
 
 def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, Any]] | None:
     """Call every model on one row, then score; None when stopped before finishing (the row is dropped)."""
-    import workbench
-
     row, key = plan.rows[index], plan.keys[index]
     text = input_text(row.input)
     payload = _payload(plan, row)
@@ -150,7 +158,7 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         record: dict[str, Any] = {"row": index, "row_key": key, "row_id": row.row_id, "input": text,
                                   "expected": row.expected, "model": model}
         try:
-            response = workbench.complete(payload, model, cache=plan.cache, tags=plan.tags, **plan.params)
+            response = client.complete(payload, model, cache=plan.cache, tags=plan.tags, **plan.params)
             record.update(output=response.text, error=None, latency_ms=response.latency_ms,
                           cost_usd=response.cost_usd or 0.0, cache_hit=response.cache_hit, trace_id=response.trace_id)
         except WorkbenchError as exc:  # a failed row is recorded, never stops the run
@@ -224,9 +232,7 @@ class _Execution:
         return sum(1 for recs in self.done.values() for r in recs if r["output"] is None)
 
     def run(self) -> list[dict[str, Any]]:
-        from workbench.evals.progress import Progress
-
-        progress = Progress(len(self.plan.rows), f"evaluating {self.plan.dataset.name}", self.show)
+        progress = Progress(rows_view(len(self.plan.rows), f"evaluating {self.plan.dataset.name}"), self.show)
         progress.update(0, force=True)
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="workbench-eval")
         pending: set[Future] = set()
@@ -284,22 +290,36 @@ def _plan(data: Any, model: str | None, models: Any, prompt: Any, scorers: Any, 
         base = row_key(row.input)
         keys.append(row_key(row.input, seen.get(base, 0)))
         seen[base] = seen.get(base, 0) + 1
-    from workbench.gateway.calls import check_params
-    from workbench.gateway.models import validate_model
-
     if params is not None and not isinstance(params, dict):
         raise ConfigError(f"params={params!r:.80} must be a dict of model settings, e.g. params={{'max_tokens': 64}}")
     check_params(params or {})  # a bad setting fails here, not once per row
     if judge is not None:
         validate_model(judge)
-    return _Plan(dataset, rows, keys, _models(model, models), _scorers(scorers, judge), _check_template(prompt),
+    return _Plan(dataset, rows, keys, _models(model, models), check_scorers(scorers, judge), _check_template(prompt),
                  judge, bool(cache), dict(params or {}), {"workbench.eval": name[:200]})
 
 
-def evaluate(data: Any, model: str | None = None, *, models: Any = None, prompt: Any = None, scorers: Any = None,
+@overload
+def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
+             prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
              judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
-             cache: bool = True, params: dict[str, Any] | None = None, progress: bool = True,
-             wait: bool = True, _cancel: threading.Event | None = None) -> Any:
+             cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
+             wait: Literal[True] = True, _cancel: threading.Event | None = None) -> EvalResult: ...
+
+
+@overload
+def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
+             prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
+             judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
+             cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
+             wait: Literal[False], _cancel: threading.Event | None = None) -> EvalHandle: ...
+
+
+def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
+             prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
+             judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
+             cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
+             wait: bool = True, _cancel: threading.Event | None = None) -> EvalResult | EvalHandle:
     """Run `model` (or each of `models`) on every row of `data`, score the answers, record an MLflow run.
 
     data: a GoldenDataset, a golden dataset's name, a DataFrame with `input`/`expected`, or a CSV/JSONL path.
@@ -318,7 +338,8 @@ def evaluate(data: Any, model: str | None = None, *, models: Any = None, prompt:
     plan_name = name
     if not wait:
         return EvalHandle(lambda cancel: evaluate(data, model, models=models, prompt=prompt, scorers=scorers,
-                                                  judge=judge, concurrency=concurrency, name=name, experiment=experiment,
+                                                  judge=judge, concurrency=concurrency, name=name,
+                                                  experiment=experiment,
                                                   cache=cache, params=params, progress=False, _cancel=cancel))
     dataset_name = getattr(data, "name", None) or (data if isinstance(data, str) else "dataset")
     plan = _plan(data, model, models, prompt, scorers, judge, cache, params,
@@ -328,15 +349,11 @@ def evaluate(data: Any, model: str | None = None, *, models: Any = None, prompt:
 
 def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None, progress: bool,
          cancel: threading.Event | None) -> EvalResult:
-    from workbench.config import settings
-    from workbench.evals.record import EvalRun
-    from workbench.tracing import context
-
     dataset = plan.dataset
     version = dataset.save() if dataset.stored else None  # the run points at exactly the rows it used
     digest = version.digest if version else dataset.digest
     uses_judge = any(s.kind != "deterministic" for s in plan.scorers)
-    judge = (plan.judge or settings().effective_judge_model) if uses_judge else None
+    judge = (plan.judge or config.settings().effective_judge_model) if uses_judge else None
     template = getattr(plan.template, "template", plan.template)
     run_name = name or f"{dataset.name} · {', '.join(plan.models)}"
     run = EvalRun(experiment, run_name, {
@@ -350,9 +367,9 @@ def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None
     started = time.perf_counter()
     lineage: Any = contextlib.nullcontext()
     if getattr(plan.template, "name", None):
-        lineage = context.lineage(prompt_name=plan.template.name, prompt_version=plan.template.version)
+        lineage = tracing_context.lineage(prompt_name=plan.template.name, prompt_version=plan.template.version)
     try:
-        with (context.use_run(ref) if ref else contextlib.nullcontext()), lineage:
+        with (tracing_context.use_run(ref) if ref else contextlib.nullcontext()), lineage:
             execution = _Execution(plan, concurrency, progress, cancel)
             records = execution.run()
     except BaseException:

@@ -13,19 +13,21 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import random
 import re
 import string
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench import config
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.evals.parsing import parse_choice, parse_score
+from workbench.gateway import client
 
 __all__ = ["Score", "Scorer", "ScoreInput", "exact_match", "contains", "json_valid", "token_f1", "similarity",
-           "regex", "rubric", "pairwise", "as_scorer", "BUILTIN", "normalize", "judge_call", "scorers",
+           "regex", "rubric", "pairwise", "as_scorer", "ScorerSpec", "BUILTIN", "normalize", "judge_call",
            "SIMILARITY_PROMPT", "RUBRIC_PROMPT", "PAIRWISE_PROMPT"]
 
 NAN = float("nan")
@@ -81,6 +83,10 @@ class Scorer:
 # -- deterministic -------------------------------------------------------------------------------------------
 
 _PUNCT = str.maketrans("", "", string.punctuation)
+
+
+# What a scorer may be given as: a built-in's name, a Scorer, or a function (input, output, expected) -> score.
+ScorerSpec = str | Scorer | Callable[..., object]
 
 
 def normalize(text: Any) -> str:
@@ -186,17 +192,13 @@ def _fill(template: str, **values: Any) -> str:
 def _judge_model(item: ScoreInput) -> str:
     if item.judge:
         return item.judge
-    from workbench.config import settings
-
-    return settings().effective_judge_model
+    return config.settings().effective_judge_model
 
 
 def judge_call(model: str, prompt: str) -> tuple[str, float, str | None]:
     """(answer text, cost, trace id) of one judge call: deterministic settings, short answers."""
-    import workbench
-
     limit = LOCAL_JUDGE_MAX_TOKENS if model.startswith("local/") else JUDGE_MAX_TOKENS
-    response = workbench.complete(prompt, model, temperature=0, max_tokens=limit, tags={"workbench.role": "judge"})
+    response = client.complete(prompt, model, temperature=0, max_tokens=limit, tags={"workbench.role": "judge"})
     return response.text, response.cost_usd or 0.0, response.trace_id
 
 
@@ -242,9 +244,7 @@ def pairwise(*, name: str = "pairwise", seed: int = 0) -> Scorer:
     def run(item: ScoreInput) -> Score:
         if item.other is None:
             return Score(NAN, rationale="nothing to compare with")
-        import random
-
-        swapped = random.Random(f"{seed}:{item.key}").random() < 0.5
+        swapped = random.Random(f"{seed}:{item.key}").random() < 0.5  # noqa: S311 - a fair coin, not a secret
         a, b = (item.other, item.output) if swapped else (item.output, item.other)
         model = _judge_model(item)
         prompt = _fill(PAIRWISE_PROMPT, input=item.input, a=a, b=b)
@@ -287,7 +287,7 @@ def _coerce(result: Any) -> Score:
     return Score(value, rationale=None if rationale is None else str(rationale), failed=math.isnan(value))
 
 
-def as_scorer(spec: Any) -> Scorer:
+def as_scorer(spec: ScorerSpec) -> Scorer:
     """A Scorer from a built-in name, a Scorer, or a function (input, output, expected) -> score."""
     if isinstance(spec, Scorer):
         return spec
@@ -308,7 +308,3 @@ def as_scorer(spec: Any) -> Scorer:
         name = "custom" if name == "<lambda>" else name
         return Scorer(name, lambda item: _coerce(spec(item.input, item.output, item.expected)))
     raise ConfigError(f"scorer {spec!r:.80} is neither a name, a Scorer nor a function (input, output, expected)")
-
-
-# `workbench.scorers` is this module: workbench.scorers.regex(...), workbench.scorers.token_f1, ...
-scorers = sys.modules[__name__]

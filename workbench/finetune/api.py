@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.datasets.golden import resolve_data
 from workbench.errors import ConfigError
+from workbench.evals.runner import DEFAULT_SCORERS, check_scorers
 from workbench.finetune.adapter import Adapter
 from workbench.finetune.job import EvalPlan, FineTuneJob
 from workbench.finetune.options import TrainData, TrainOptions, check_base, check_name, preference_rows, sft_rows
@@ -23,17 +25,13 @@ def _evaluation(eval_data: Any, scorers: Any, gate_metric: str | None, min_delta
             raise ConfigError("scorers= and gate_metric= apply to the re-evaluation: pass eval_data=<golden dataset> "
                               "too, or leave them out")
         return None
-    from workbench.datasets.golden import resolve_data
-
     dataset = resolve_data(eval_data)  # a missing dataset fails now, not after training
     if not dataset.rows:
         raise ConfigError(f"eval_data={dataset.name!r} has no rows: add some, or leave eval_data out")
     if isinstance(min_delta, bool) or not isinstance(min_delta, int | float):
         raise ConfigError(f"min_delta={min_delta!r} must be a number, e.g. min_delta=0.0")
-    from workbench.evals.runner import DEFAULT_SCORERS, _scorers
-
     # checked now, not after the training they would follow
-    names = [s.name for s in _scorers(scorers, None)] if scorers is not None else list(DEFAULT_SCORERS)
+    names = [s.name for s in check_scorers(scorers, None)] if scorers is not None else list(DEFAULT_SCORERS)
     if gate_metric is not None and gate_metric not in names:
         raise ConfigError(f"gate_metric={gate_metric!r} is not one of the scorers ({', '.join(names)}): pass one of "
                           "them, or add it to scorers=[...]")

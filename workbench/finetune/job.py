@@ -25,9 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, FineTuneError, WorkbenchError
+from workbench.evals.compare import gate
+from workbench.evals.progress import Progress
+from workbench.evals.runner import evaluate
 from workbench.finetune.adapter import Adapter, install_folder
 from workbench.finetune.options import TrainData, TrainOptions
+from workbench.finetune.progress import UPDATE_S, train_view
 from workbench.finetune.record import FineTuneRun
+from workbench.tracing import context
 
 __all__ = ["FineTuneJob", "EvalPlan", "CANCEL_GRACE_S"]
 
@@ -207,9 +212,7 @@ class FineTuneJob:
         self.record.flush()
 
     def _drive(self, progress: bool) -> Adapter | None:
-        from workbench.finetune.progress import TrainProgress
-
-        show = TrainProgress(f"{self.options.method} {self.options.name}", progress)
+        show = Progress(train_view(f"{self.options.method} {self.options.name}"), progress, update_s=UPDATE_S)
         closed = False
         try:
             self._pump(show)
@@ -275,12 +278,9 @@ class FineTuneJob:
         return adapter
 
     def _evaluate(self, adapter: Adapter, progress: bool) -> None:
-        from workbench.evals.compare import gate
-        from workbench.evals.runner import evaluate
-        from workbench.tracing import context
-
         plan = self.evaluation
-        assert plan is not None and self.record.run_id is not None and self.record.experiment_id is not None
+        if plan is None or self.record.run_id is None or self.record.experiment_id is None:
+            return  # no eval_data asked for, or no run to nest the evaluations under
         ref = context.RunRef(self.record.run_id, self.record.experiment_id)
         try:
             with context.use_run(ref):  # both evaluation runs nest under the fine-tune's run

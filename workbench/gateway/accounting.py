@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench.gateway import stores
+from workbench.gateway import team as team_gateway
 from workbench.gateway.ledger import Budget
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ def spend(by: str = "model", *, team: bool = False) -> pd.DataFrame:
     team=True: the team gateway's budgets instead, each with what is spent in its current window (your
     own budget among them), read from the team server."""
     if team:
-        from workbench.gateway import team as team_gateway
-
         return team_gateway.spend()
     return stores.ledger().spend(by)
 

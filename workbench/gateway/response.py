@@ -6,19 +6,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from workbench.errors import Attempt  # defined with the errors that carry it (ProviderError.attempts)
+
 __all__ = ["Response", "Attempt"]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One failed try at one model: what failed, how, and how long it took."""
-
-    model: str
-    error_type: str
-    message: str
-    latency_ms: float
-    retryable: bool = False
-    started_at: float = 0.0  # epoch seconds, so a tracer can place the try on a timeline
 
 
 @dataclass

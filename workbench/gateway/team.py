@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from workbench.config import settings
 from workbench.errors import (
     AccessDenied,
     BudgetExceeded,
@@ -72,8 +73,6 @@ def check_model(model: str) -> str:
 
 def server_url() -> str:
     """The team server's base URL: the tracking URI, which must be an http(s) MLflow server."""
-    from workbench.config import settings
-
     uri = settings().effective_tracking_uri
     if not uri.startswith(("http://", "https://")):
         raise ConfigError(f"team/ endpoints need the team's MLflow server, but the tracking store is {redact(uri)!r}: "

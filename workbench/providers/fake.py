@@ -111,12 +111,13 @@ class _Plan:
         self.model = model
         name, params = _parse(model)
         if name not in MODELS:
-            raise _error(400, f"unknown fake model 'fake/{name}': use one of " + ", ".join(f"fake/{m}" for m in MODELS), model)
+            known = ", ".join(f"fake/{m}" for m in MODELS)
+            raise _error(400, f"unknown fake model 'fake/{name}': use one of {known}", model)
         users = [m for m in messages if m.get("role") == "user"]
         echo = _text_of(users[-1]["content"]) if users else _text_of(messages[-1].get("content")) if messages else ""
         self.prompt_tokens = sum(count_tokens(_text_of(m.get("content"))) for m in messages)
         self.delay_s = 0.0
-        self.failure: Exception | None = None
+        self.failure: BaseException | None = None
         self.cut_after: int | None = None
         self.reply = echo
         if name == "fail":
@@ -128,7 +129,7 @@ class _Plan:
                 raise _error(400, f"fake/{model}: p={p} must be between 0 and 1", model)
             seed = int(_number(params, "seed", 0, model))
             with _lock:
-                rng = _rngs.setdefault(model, random.Random(seed))
+                rng = _rngs.setdefault(model, random.Random(seed))  # noqa: S311 - a test double's dice, not a secret
                 failed = rng.random() < p
                 if failed:
                     _injected[model] += 1
@@ -139,7 +140,8 @@ class _Plan:
         elif name == "script":
             with _lock:
                 if not _queue:
-                    raise _error(400, "fake/script has no queued reply: call workbench.providers.fake.enqueue([...]) first", model)
+                    raise _error(400, "fake/script has no queued reply: call "
+                                      "workbench.providers.fake.enqueue([...]) first", model)
                 item = _queue.popleft()
             if isinstance(item, BaseException):
                 self.failure = item
@@ -170,7 +172,7 @@ def _fill(model_response: Any, plan: _Plan) -> Any:
     model_response.choices[0].message.content = plan.reply
     model_response.choices[0].finish_reason = "stop"
     model_response.model = f"fake/{plan.model}"
-    model_response.usage = Usage(**plan.usage())  # type: ignore[attr-defined]
+    model_response.usage = Usage(**plan.usage())
     return model_response
 
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from workbench.errors import ConfigError
+from workbench.tracking.team_spec import load_spec
 
 __all__ = ["bundled_map_path", "write_price_map", "main", "FILE_NAME"]
 
@@ -47,8 +48,6 @@ def write_price_map(prices: dict[str, tuple[float, float]], out_dir: str | Path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from workbench.tracking.team_spec import load_spec
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m workbench.tracking.price_map TEAM_YAML OUT_DIR", file=sys.stderr)

@@ -11,11 +11,13 @@ encrypted; the server only ever shows them masked (`sk-...3456`), which is how a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError
 from workbench.gateway import team
+from workbench.tracking.price_map import bundled_map_path
 from workbench.tracking.team_spec import BudgetSpec, EndpointSpec, TeamSpec
 
 __all__ = ["apply", "status", "Applied", "unpriced_models"]
@@ -186,10 +188,6 @@ def apply(spec: TeamSpec, *, rotate_keys: bool = False) -> Applied:
 
 def unpriced_models(models: list[dict[str, Any]], prices: dict[str, tuple[float, float]] | None = None) -> list[str]:
     """Model names the gateway cannot price from litellm's bundled map nor from the team file's prices."""
-    import json
-
-    from workbench.tracking.price_map import bundled_map_path
-
     known = set(json.loads(bundled_map_path().read_text())) | set(prices or {})
     found = []
     for model in models:

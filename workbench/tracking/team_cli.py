@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from workbench.tracking.team_admin import apply, status
+from workbench.tracking.team_spec import load_spec
+
 __all__ = ["add_team_parser", "run_team"]
 
 
@@ -19,9 +22,6 @@ def add_team_parser(sub: Any) -> None:
 
 
 def run_team(args: argparse.Namespace) -> int:
-    from workbench.tracking.team_admin import apply, status
-    from workbench.tracking.team_spec import load_spec
-
     if args.action == "apply":
         print(apply(load_spec(args.file), rotate_keys=args.rotate_keys))
     else:

@@ -29,8 +29,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.config import configure, settings
 from workbench.errors import TeamServerError
 from workbench.gateway import team
+from workbench.providers.local import weights
 from workbench.tracking.price_map import write_price_map
 
 __all__ = ["TeamStack", "start_local", "free_port", "server_env", "start_upstream", "wait_for"]
@@ -141,8 +143,6 @@ class TeamStack:
         password = self.admin[1] if name == self.admin[0] else self.passwords.get(name)
         if password is None:
             raise TeamServerError(f"no user {name!r} on this stack: add_user({name!r}, 'a-password-of-12+') first")
-        from workbench.config import configure, settings
-
         os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = name, password
         os.environ["WORKBENCH_TRACKING_URI"] = self.url
         if settings().tracking_uri != self.url:
@@ -223,8 +223,6 @@ def start_local(folder: str | Path | None = None, *, upstream: str | Path | None
 
 def _model_dir(upstream: str | Path) -> Path:
     if str(upstream) == "smollm2":  # the bundled model, as converted once into the per-user model cache
-        from workbench.providers.local import weights
-
         found = weights.locate("smollm2")
         if found.kind != "cache":
             weights.load_base("smollm2")  # converts it (once, slow)

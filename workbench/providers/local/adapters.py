@@ -3,7 +3,7 @@
 This module parses the model string and puts adapter folders (peft's `save_pretrained` layout) on the process's ONE
 shared copy of the base: the first adapter wraps that copy in a PeftModel, later ones are added to it with
 `load_adapter`, so ten adapters cost ten small adapter files, not ten copies of the base. Before each generation
-(under the generation lock in local_generate) the right adapter is switched on with `set_adapter`; the plain base
+(under the generation lock in generate.py) the right adapter is switched on with `set_adapter`; the plain base
 generates with every adapter disabled (`disable_adapter`). Which folder a name and version stand for is not known
 here: this module owns a registry of resolvers (`set_adapter_resolver`), and the package face (`workbench/__init__.py`,
 the top floor) registers the MLflow-backed one of workbench.finetune, which it imports only when an adapter name is

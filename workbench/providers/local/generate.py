@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,7 +221,7 @@ class TextStream:
     def close(self) -> None:
         self._pieces.close()
 
-    def _read(self) -> Iterator[str]:
+    def _read(self) -> Generator[str, None, None]:
         stops = self.settings.stop
         hold = max((len(s) for s in stops), default=1) - 1
         text, sent, cut = "", 0, False

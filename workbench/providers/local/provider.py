@@ -1,8 +1,8 @@
 """`local/...`: causal LMs run in-process with transformers, registered with litellm as the custom provider `local`.
 
-    local/smollm2                          the bundled SmolLM2-135M-Instruct (offline; see local_model)
+    local/smollm2                          the bundled SmolLM2-135M-Instruct (offline; see weights.py)
     local/<org>/<name>, local/<folder>     any other causal LM
-    local/<base>+adapter:<name>[@<ver>]    a fine-tuned adapter on its base (see local_adapters)
+    local/<base>+adapter:<name>[@<ver>]    a fine-tuned adapter on its base (see adapters.py)
 
 Parameters: temperature (0 or absent: greedy), top_p, max_tokens (default 256), stop, seed. Usage is counted with
 the model's tokenizer; the price is 0. Models load on first use and stay loaded for the process.
@@ -61,7 +61,7 @@ def _fill(model_response: Any, model: str, result: Generation) -> Any:
     model_response.choices[0].message.content = result.text
     model_response.choices[0].finish_reason = result.finish_reason
     model_response.model = f"local/{model}"
-    model_response.usage = Usage(**result.usage())  # type: ignore[attr-defined]
+    model_response.usage = Usage(**result.usage())
     return model_response
 
 
@@ -82,7 +82,8 @@ def _chunks(text_stream: local_generate.TextStream) -> Iterator[dict[str, Any]]:
             yield _chunk(piece)
     finally:
         text_stream.close()  # a reader that stops early stops the generation too
-    assert text_stream.result is not None
+    if text_stream.result is None:  # the stream ended without its summary: a bug in generate, not the caller's
+        raise RuntimeError("local generation ended without a result")
     yield _chunk("", result=text_stream.result)
 
 

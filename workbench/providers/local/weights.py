@@ -127,7 +127,8 @@ def _hub_unreachable(timeout_s: float = 2.0) -> bool:
     """One quick TCP probe of the hub per process."""
     endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:
-        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout_s).close()
+        address = (endpoint.hostname or "huggingface.co", endpoint.port or 443)
+        socket.create_connection(address, timeout=timeout_s).close()
     except OSError:
         return True
     return False
@@ -211,7 +212,8 @@ def locate(name: str) -> ModelLocation:
     if spec is not None:
         gguf = _package_gguf(spec)
         if _cache_is_current(spec, gguf):
-            origin = f"converted from {spec.package} {_read_marker(_cache_folder(spec)).get('package_version', '?')}"
+            marker = _read_marker(_cache_folder(spec)) or {}
+            origin = f"converted from {spec.package} {marker.get('package_version', '?')}"
             return ModelLocation("cache", str(_cache_folder(spec)), origin)
         if gguf is not None:
             return ModelLocation("package", str(gguf),
@@ -283,7 +285,8 @@ def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]
         if _offline() and not Path(location).exists():
             raise ModelError(
                 f"local/{name}: {location!r} is not a bundled model ({', '.join(BUNDLED)}), not a folder here, and not "
-                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; pass a folder holding a "
+                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; "
+                "pass a folder holding a "
                 f"transformers model (local/./my-model) or download it once while online (hf download {location})"
             ) from exc
         raise ModelError(
