@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 
 # The one table of floors: the first name under workbench/ -> its floor. The face (workbench/__init__.py) is on top.
 FLOORS: dict[str, int] = {
-    "errors": 0, "secrets": 0, "scrub": 0, "config": 0, "sqlite_store": 0,
+    "errors": 0, "secrets": 0, "scrub": 0, "config": 0, "sqlite_store": 0, "identity": 0,
     "providers": 1,
     "gateway": 2,
     "tracking": 3,

@@ -39,6 +39,15 @@ EXPECTED = {
         "Ahoy!",  # the adapter answers in the house style through %%llm
         "dpo pirate-dpo: step 3/3",  # %finetune dpo
     ],
+    "07_team.ipynb": [
+        "created endpoint chat (old 1, fallback smol)",  # workbench team apply
+        "no changes",  # ... is idempotent
+        "team/chat",  # %llm models lists the team endpoint
+        "team/chat · ",  # the %%llm cell answered through the team gateway, with its footer
+        "refused",  # alice's loop ends on her budget
+        "BudgetExceeded: team/chat refused by your budget (alice)",  # one red line in the cell
+        "alice: ",  # her traces, found by user
+    ],
     "06_rollout.ipynb": [
         "10% to candidate",
         "users moved, all to the candidate: {'candidate'}",  # sticky assignment

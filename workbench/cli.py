@@ -1,4 +1,4 @@
-"""`workbench demo|doctor|cache|mlflow` — the command line. Each command is one call of the Python API."""
+"""`workbench demo|doctor|cache|eval|team|mlflow` — the command line. Each command is one call of the Python API."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from workbench.errors import WorkbenchError
 from workbench.evals.cli import add_eval_arguments, run_eval
 from workbench.gateway import accounting, stores
 from workbench.secrets import redact
+from workbench.tracking.team_cli import add_team_parser, run_team
 from workbench.tracking.ui import start_ui
 
 __all__ = ["main", "build_parser"]
@@ -70,6 +71,11 @@ def _eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+@command("team")
+def _team(args: argparse.Namespace) -> int:
+    return run_team(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Jupyter-native LLMOps workbench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="report what is installed and where things are")
     evaluation = sub.add_parser("eval", help="evaluate a model on a golden dataset; --gate fails CI on a regression")
     add_eval_arguments(evaluation, data_flag=True)
+    add_team_parser(sub)
     ui = sub.add_parser("mlflow", help="start the MLflow UI on 127.0.0.1 against the current store")
     ui.add_argument("--port", type=int, default=None, help="port to listen on (default 5000, or a free one)")
     return parser

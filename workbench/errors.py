@@ -14,6 +14,8 @@ as a single red line without a traceback::
     ├── StoreError             a local store (cache, ledger) cannot be opened or read
     ├── NotFoundError          a named thing (trace, prompt, run, adapter, dataset) does not exist; also a LookupError
     ├── DataError              input data (a dataset file, a row, a record) is malformed; names the row and the fix
+    ├── AccessDenied           the team server knows the user but refuses the action (HTTP 403)
+    ├── TeamServerError        the team server cannot be reached or answered an error
     └── FineTuneError          a fine-tune's child process failed or was killed; carries the tail of its log
 
 And one root for every warning the package gives, so `warnings.filterwarnings("ignore", category=WorkbenchWarning)`
@@ -38,6 +40,8 @@ __all__ = [
     "StoreError",
     "NotFoundError",
     "DataError",
+    "AccessDenied",
+    "TeamServerError",
     "FineTuneError",
     "WorkbenchWarning",
     "Attempt",
@@ -122,6 +126,14 @@ class NotFoundError(WorkbenchError, LookupError):
 
 class DataError(WorkbenchError, ValueError):
     """Input data is malformed (a dataset row, a file, a record); the message names where and how to fix it."""
+
+
+class AccessDenied(WorkbenchError):
+    """The team server knows who is asking but refuses them this action or endpoint (HTTP 403)."""
+
+
+class TeamServerError(WorkbenchError):
+    """The team's MLflow server could not be reached in time, or answered an error."""
 
 
 class WorkbenchWarning(UserWarning):

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from workbench.config import settings
 from workbench.errors import BudgetExceeded, MissingKeyError, ProviderError, StreamInterrupted, WorkbenchError
-from workbench.gateway import first_call, hooks, models, prices, ratelimit, stores
+from workbench.gateway import first_call, hooks, models, prices, ratelimit, stores, team
 from workbench.gateway.calls import PreparedCall, prepare
 from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.prices import format_usd
@@ -56,6 +56,14 @@ def _invoke(target: str | models.Route, call: PreparedCall, *, stream: bool) -> 
         result = target.router().completion(model=target.name, **kwargs)
         hidden = getattr(result, "_hidden_params", None) or {}
         return result, hidden.get("model_id") or hidden.get("litellm_model_name") or target.name
+    if team.is_team(target):  # the team's MLflow AI Gateway: its refusals become our one-line errors
+        try:
+            return litellm.completion(**team.litellm_kwargs(target), **kwargs), target
+        except Exception as exc:
+            converted = team.convert(exc, target)
+            if converted is exc:
+                raise
+            raise converted from None
     _check_key(target)
     price = prices.own_price(target)
     if price is not None:  # tell litellm the price, or it searches its price list for every call

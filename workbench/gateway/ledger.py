@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
+from workbench.identity import user
 from workbench.secrets import redact
 from workbench.sqlite_store import SqliteStore
 
@@ -60,6 +61,8 @@ _MIGRATIONS = [
         )
         """,
     ),
+    # who made the call (workbench.identity): on a shared home or an exported ledger, a team filters by person
+    ("0003_add_user", "ALTER TABLE calls ADD COLUMN user TEXT"),
 ]
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -124,7 +127,7 @@ class Ledger:
         self._pending.put((
             time.time(), row.model, row.model_used, row.status, row.prompt_tokens, row.completion_tokens,
             row.cost_usd, row.latency_ms, int(row.cache_hit), row.failed_attempts,
-            json.dumps({k: redact(v) for k, v in row.tags.items()}, sort_keys=True), row.trace_id,
+            json.dumps({k: redact(v) for k, v in row.tags.items()}, sort_keys=True), row.trace_id, user(),
         ))
         if self._writer is None:
             self._start_writer()
@@ -161,8 +164,8 @@ class Ledger:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(
                     "INSERT INTO calls (created_at, model, model_used, status, prompt_tokens, completion_tokens,"
-                    " cost_usd, latency_ms, cache_hit, failed_attempts, tags, trace_id)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " cost_usd, latency_ms, cache_hit, failed_attempts, tags, trace_id, user)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
                 conn.execute("COMMIT")

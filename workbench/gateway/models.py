@@ -6,7 +6,7 @@ import math
 import threading
 
 from workbench.errors import ConfigError, ModelError
-from workbench.gateway import endpoint_registry
+from workbench.gateway import endpoint_registry, team
 from workbench.gateway.route import Route
 from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm, register
 
@@ -110,6 +110,9 @@ def validate_model(model: object) -> str:
         raise ModelError(f"model={model!r} is not a model string: pass e.g. 'openai/gpt-4o-mini' or 'fake/echo'")
     target = resolve(model.strip())
     if isinstance(target, Route):
+        return model
+    if team.is_team(target):  # an endpoint of the team's gateway: the server knows which exist
+        team.check_model(target)
         return model
     litellm = quiet_litellm()
 

@@ -126,6 +126,8 @@ def price_of(model: str) -> Price | None:
 
 def cost_of(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     price = price_of(model)
+    if price is None and model.startswith("team/"):  # the team gateway prices its calls itself (%llm spend --team)
+        return None
     if price is None:
         with _lock:
             first = model not in _warned

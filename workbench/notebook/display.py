@@ -49,7 +49,9 @@ def _latency(ms: float) -> str:
 
 def footer_text(response: Response) -> str:
     """model · tokens · cost · latency [· cache hit] [· fallback from X]: one line under the answer."""
-    cost = format_usd(response.cost_usd) if response.cost_usd is not None else "unpriced (see set_price)"
+    cost = format_usd(response.cost_usd) if response.cost_usd is not None else (
+        "cost counted by the team gateway (%llm spend --team)" if response.model.startswith("team/")
+        else "unpriced (see set_price)")
     parts = [
         response.model_used,
         f"{response.total_tokens} tokens ({response.prompt_tokens} in, {response.completion_tokens} out)",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.gateway.prices import format_usd
 from workbench.notebook.history import Session
 from workbench.notebook.options import parse_key_value
@@ -39,6 +39,7 @@ def _models(session: Session | None, args: list[str]) -> pd.DataFrame:
         split = ", ".join(f"{model} {weight / total:.0%}" for model, weight in found.weights.items())
         rows.append({"name": name, "kind": "route", "target": split})
     rows += _endpoint_rows()
+    rows += _team_rows()
     return pd.DataFrame(rows, columns=["name", "kind", "target"]).set_index("name")
 
 
@@ -57,6 +58,21 @@ def _endpoint_rows() -> list[dict[str, str]]:
         kind = "endpoint" if info.label == info.name else "endpoint route"
         rows.append({"name": info.label, "kind": kind, "target": target})
     return rows
+
+
+def _team_rows() -> list[dict[str, str]]:
+    """The team gateway's endpoints, when the tracking store is a team server (its list is the truth)."""
+    from workbench.gateway import team
+
+    try:
+        where = team.server_url() + team.GATEWAY_PATH
+    except ConfigError:  # no team server: nothing to list
+        return []
+    try:
+        names = team.endpoints()
+    except WorkbenchError as exc:  # the other models still list; say why the team's do not
+        return [{"name": team.PREFIX + "*", "kind": "team", "target": f"unavailable: {exc}"}]
+    return [{"name": team.PREFIX + name, "kind": "team", "target": where} for name in names]
 
 
 def _endpoints(session: Session | None, args: list[str]) -> pd.DataFrame | None:
@@ -134,9 +150,12 @@ def _spend(session: Session | None, args: list[str]) -> pd.DataFrame:
 
     if not args:
         return accounting.spend()
+    if args == ["--team"]:
+        return accounting.spend(team=True)
     if len(args) == 2 and args[0] == "by":
         return accounting.spend(by=args[1])
-    raise ConfigError(f"%llm spend {' '.join(args)!r}: write %llm spend, or %llm spend by TAG (e.g. by project)")
+    raise ConfigError(f"%llm spend {' '.join(args)!r}: write %llm spend, %llm spend by TAG (e.g. by project) "
+                      "or %llm spend --team")
 
 
 def _session(session: Session | None, command: str) -> Session:
@@ -257,13 +276,15 @@ class LineCommand:
 
 
 COMMANDS: dict[str, LineCommand] = {
-    "models": LineCommand(_models, "models", "default model, aliases, routes and endpoints (where each points)"),
+    "models": LineCommand(_models, "models",
+                          "default model, aliases, routes, endpoints and team endpoints (where each points)"),
     "endpoints": LineCommand(_endpoints, "endpoints [reload]", "the endpoints file's entries, or reread the file"),
     "config": LineCommand(_config, "config [key=value ...]",
                           "show or change settings (default_model, max_retries, ...)"),
     "alias": LineCommand(_alias, "alias [NAME=MODEL]", "list aliases or define one"),
     "route": LineCommand(_route, "route NAME MODEL=W ...", "split calls between models by weight"),
-    "spend": LineCommand(_spend, "spend [by TAG]", "calls, tokens and cost by model or by a tag"),
+    "spend": LineCommand(_spend, "spend [by TAG | --team]",
+                         "calls, tokens and cost by model or by a tag; --team: the team gateway's budgets"),
     "history": LineCommand(_history, "history [N]", "this session's calls (a DataFrame), the last N"),
     "budget": LineCommand(_budget, "budget [USD|off] [KEY=VALUE]",
                           "list budgets, or set/remove one (global, or for a tag)"),

@@ -8,7 +8,6 @@ The trace is flushed to MLflow first; a call without a trace (tracing off) is an
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from workbench.config import settings
 from workbench.errors import ConfigError, StoreError, WorkbenchError
 from workbench.gateway.response import Response
 from workbench.scrub import scrub_text
+from workbench.identity import user
 from workbench.secrets import redact
 from workbench.signals.journal import SignalRow, journal
 from workbench.tracing import exporter
@@ -156,7 +156,4 @@ def feedback(trace_id: str | Response, thumbs: bool | None = None, stars: int | 
 
 
 def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "human"
+    return user()  # the MLflow username on a team server, so feedback is filtered by person like traces

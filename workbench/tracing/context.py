@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 
 from workbench.config import settings
 from workbench.errors import ConfigError
+from workbench.identity import user
 from workbench.tracing import memory
 from workbench.tracing.records import KINDS, SpanRecord, TraceRecord, new_span_id, new_trace_id, now_ns
 from workbench.tracking.active import RunRef, current_run, set_session_run, use_run
@@ -118,7 +119,7 @@ def _tracking_uri() -> str:
 
 def new_trace() -> TraceRecord:
     """A trace with the current lineage and run; the tracking URI is fixed now."""
-    trace = TraceRecord(new_trace_id(), _tracking_uri())
+    trace = TraceRecord(new_trace_id(), _tracking_uri(), user=user())
     found = current_lineage()
     if found:
         trace.lineage.update(found)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from workbench.identity import user
 from workbench.tracing.payload import dumps, scrub
 from workbench.tracing.records import SpanRecord, TraceRecord
 
@@ -83,6 +84,7 @@ def to_mlflow(trace: TraceRecord, experiment_id: str) -> tuple[Any, list[Any]]:
     root = trace.root
     tags = {str(k)[:250]: str(v)[:_TAG_MAX] for k, v in scrub(trace.tags).items()}
     tags[TraceTagKey.TRACE_NAME] = trace.name[:250]
+    tags.setdefault(TAG_PREFIX + "user", trace.user or user())  # who made it: a team filters traces by person
     for key, value in scrub(trace.lineage).items():
         text = value if isinstance(value, str) else dumps(value)
         tags[TAG_PREFIX + key] = text[:_TAG_MAX]
@@ -94,7 +96,7 @@ def to_mlflow(trace: TraceRecord, experiment_id: str) -> tuple[Any, list[Any]]:
     spans = [_mlflow_span(trace.trace_id, record, end_ns, carried if record is root else None)
              for record in trace.spans]
     llm = [s.attributes for s in trace.spans if s.kind == "llm" and "prompt_tokens" in s.attributes]
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = {TraceMetadataKey.TRACE_USER: tags[TAG_PREFIX + "user"]}
     if llm:
         prompt = sum(a.get("prompt_tokens") or 0 for a in llm)
         completion = sum(a.get("completion_tokens") or 0 for a in llm)

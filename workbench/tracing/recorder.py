@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.config import settings
+from workbench.gateway import team
 from workbench.gateway.hooks import CallRecord, add_observer
 from workbench.tracing import context, exporter, memory
 from workbench.tracing.records import SpanRecord, new_span_id
@@ -59,6 +60,11 @@ def observe(record: CallRecord) -> str | None:
         outputs = response.text
     if record.attempts:
         attributes["failed_attempts"] = len(record.attempts)
+    if team.is_team(record.model):  # the team gateway keeps its own trace of the call: say where
+        attributes["team_endpoint"] = team.endpoint_of(record.model)
+        link = team.gateway_traces_url(record.model)
+        if link:
+            attributes["gateway_traces"] = link
     llm = SpanRecord(new_span_id(), parent[1].span_id if parent else None, record.model, "llm",
                      _ns(record.started_at), _ns(record.ended_at), "OK",
                      inputs={"messages": record.messages, "params": record.params}, outputs=outputs,

@@ -84,6 +84,7 @@ class TraceRecord:
     run_id: str | None = None
     experiment_id: str | None = None  # None: the default experiment, resolved at export
     finished: bool = False
+    user: str | None = None  # who made it (workbench.identity), fixed when it starts
 
     @property
     def root(self) -> SpanRecord | None:

@@ -12,6 +12,7 @@ from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
+from workbench.identity import user
 from workbench.secrets import redact
 from workbench.tracking import active as current
 from workbench.tracking import gate, pending
@@ -52,7 +53,7 @@ class Run:
         try:
             active = mlflow.start_run(experiment_id=experiment_id, run_name=self.name,
                                       nested=mlflow.active_run() is not None,
-                                      tags={"workbench.source": "workbench.run"})
+                                      tags={"workbench.source": "workbench.run", "mlflow.user": user()})
             if self.params:
                 mlflow.log_params({str(k): redact(str(v))[:_PARAM_MAX] for k, v in self.params.items()})
         except Exception as exc:
