@@ -225,6 +225,10 @@ def test_resolved_adapter_stacks_on_its_base(tmp_path, no_resolvers):
     assert tuned_model.adapter == "tone@1"
     # stacked on the one shared base, not a copy of it
     assert tuned_model.extra["base"] is _loaded() and tuned_model.model.get_base_model() is _loaded().model
+    # the adapter generates through transformers (peft's LoRA layers); the plain base keeps its fast decoder
+    from workbench.providers import local_backend
+
+    assert local_backend.decoder_for(tuned_model) is None and local_backend.decoder_for(_loaded()) is not None
 
 
 def test_an_unreachable_hub_counts_as_offline_without_waiting(monkeypatch):

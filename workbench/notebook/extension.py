@@ -23,6 +23,7 @@ OPTIONAL_MAGIC_MODULES = [
     "workbench.notebook.golden_magics",  # %golden
     "workbench.notebook.eval_magics",  # %eval
     "workbench.notebook.finetune_magics",  # %finetune
+    "workbench.notebook.model_progress",  # the "preparing the bundled model once: 40 %" line (adds no magic)
 ]
 
 # Loggers whose chatter must never land in a cell (setting a level does not import the library).

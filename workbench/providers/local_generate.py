@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.providers import local_backend
 from workbench.providers.local_model import LoadedModel
 
 __all__ = ["GenerationSettings", "Generation", "TextStream", "generate", "stream", "chat_prompt", "DEFAULT_MAX_TOKENS",
@@ -160,6 +161,14 @@ def _run_generate(loaded: LoadedModel, inputs: Any, settings: GenerationSettings
         torch.manual_seed(settings.seed)
     # An adapter on the shared base switches itself on here (and the plain base switches adapters off): the
     # caller holds the generation lock, so no other call can switch it in between.
+    decoder = local_backend.decoder_for(loaded)
+    if decoder is not None:  # the fast path; an adapter switched on (or another architecture) has none
+        eos = loaded.model.generation_config.eos_token_id
+        return local_backend.generate_ids(
+            decoder, inputs["input_ids"], max_new_tokens=settings.max_new_tokens,
+            temperature=0.0 if settings.greedy else settings.temperature, top_p=settings.top_p,
+            eos_ids=set(eos if isinstance(eos, list) else [] if eos is None else [eos]),
+            stopping_criteria=extra.get("stopping_criteria"), streamer=extra.get("streamer"))
     scope = loaded.extra.get("scope")
     with scope() if scope is not None else contextlib.nullcontext(), torch.inference_mode():
         return loaded.model.generate(**inputs, **settings.generate_kwargs(),

@@ -1,0 +1,94 @@
+"""The fast local backend (providers/local_backend): same answers as transformers, and used where it should be.
+
+The fixture `fixtures/local_smollm2_answers.json` holds the greedy answers of `local/smollm2` to the course
+notebooks' prompts, recorded with transformers' generate before the fast backend existed
+(`fixtures/record_local_answers.py`). The quality test compares today's answers to them word by word: the int8
+backend (activations rounded to 7 bits) fails it (mean token F1 about 0.3); the default fp16 backend matches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.errors import ConfigError
+from workbench.providers import local_adapters, local_backend, local_generate
+
+MODEL = "local/smollm2"
+FIXTURE = Path(__file__).parent / "fixtures" / "local_smollm2_answers.json"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def token_f1(answer: str, expected: str) -> float:
+    got, want = Counter(_words(answer)), Counter(_words(expected))
+    if not got or not want:
+        return float(got == want)
+    common = sum((got & want).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / sum(got.values()), common / sum(want.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_backend_choice_is_checked(monkeypatch):
+    monkeypatch.setenv(local_backend.ENV, "turbo")
+    with pytest.raises(ConfigError, match="WORKBENCH_LOCAL_BACKEND='turbo'.*fp16"):
+        local_backend.backend_name()
+    monkeypatch.delenv(local_backend.ENV)
+    assert local_backend.backend_name() == "fp16"
+
+
+@pytest.mark.slow
+def test_greedy_answers_to_the_course_prompts_match_the_recorded_ones():
+    rows = json.loads(FIXTURE.read_text())
+    scores = []
+    for row in rows:
+        answer = wb.complete(row["prompt"], MODEL, max_tokens=row["max_tokens"], temperature=0, cache=False).text
+        scores.append(token_f1(answer, row["answer"]))
+    assert statistics.mean(scores) >= 0.9 and min(scores) >= 0.5, [round(s, 2) for s in scores]
+
+
+@pytest.mark.slow
+def test_the_bundled_model_uses_the_fast_decoder():
+    loaded = local_adapters.model_for("smollm2")
+    decoder = local_backend.decoder_for(loaded)
+    assert decoder is not None and decoder.kind == "fp16"
+    assert decoder.bytes_per_token < 300e6  # fp16: half of the 538 MB an fp32 token reads
+
+
+@pytest.mark.slow
+def test_fp32_decoder_reproduces_transformers_generate_token_for_token():
+    import torch
+
+    loaded = local_adapters.model_for("smollm2")
+    decoder = local_backend.FastDecoder(loaded.model, "fp32")
+    messages = [{"role": "user", "content": "Write a short story about a dragon who learns to bake bread."}]
+    inputs = loaded.tokenizer(local_generate.chat_prompt(loaded.tokenizer, messages), return_tensors="pt",
+                              add_special_tokens=False)
+    with torch.inference_mode():
+        expected = loaded.model.generate(**inputs, max_new_tokens=40, do_sample=False,
+                                         pad_token_id=loaded.tokenizer.pad_token_id)
+    got = local_backend.generate_ids(decoder, inputs["input_ids"], max_new_tokens=40, eos_ids={2})
+    assert torch.equal(got, expected)
+    # a second prompt on the same decoder starts afresh (the KV cache of the first is not reused)
+    again = local_backend.generate_ids(decoder, inputs["input_ids"], max_new_tokens=40, eos_ids={2})
+    assert torch.equal(again, expected)
+
+
+@pytest.mark.slow
+def test_transformers_fallback_gives_the_same_answer(monkeypatch):
+    prompt = "What is the capital of France? Answer with one word."
+    fast = wb.complete(prompt, MODEL, max_tokens=12, cache=False)
+    monkeypatch.setenv(local_backend.ENV, "transformers")
+    assert local_backend.decoder_for(local_adapters.model_for("smollm2")) is None
+    slow = wb.complete(prompt, MODEL, max_tokens=12, cache=False)
+    assert fast.text == slow.text and fast.completion_tokens == slow.completion_tokens
