@@ -98,7 +98,18 @@ def test_model_source_names_where_weights_come_from(tmp_path, monkeypatch):
     assert local_model.locate("someorg/no-such-model").kind == "missing"
     from workbench.doctor import report
 
-    assert "model source   package:" in report()
+    text = report()
+    assert "model source   package:" in text
+    assert "local backend  fp16 (speed not measured: local/smollm2 is prepared on its first call)" in text
+
+
+@pytest.mark.slow
+def test_doctor_measures_the_backend_in_use():
+    from workbench.doctor import report
+
+    _loaded()
+    line = next(line for line in report().splitlines() if "local backend" in line)
+    assert "fp16 decoder, " in line and "tokens/s measured now" in line, line
 
 
 def test_provider_modules_import_no_torch():

@@ -30,6 +30,36 @@ def _model_source(model: str) -> str:
         return f"missing: {exc}"
 
 
+def _local_speed(model: str) -> str:
+    """The local backend in use and its tokens/s measured now (greedy, 32 tokens), when the model is ready to load.
+
+    A bundled model not converted yet is not converted here (that takes 20+ s): the line says so.
+    """
+    if not model.startswith("local/"):
+        return "(the default model is not local)"
+    import time
+
+    from workbench.providers import local_backend, local_generate
+    from workbench.providers.local_adapters import model_for, parse_model_name
+    from workbench.providers.local_model import locate
+
+    try:
+        base = parse_model_name(model).base
+        if locate(base).kind in {"package", "missing"}:
+            return f"{local_backend.backend_name()} (speed not measured: {model} is prepared on its first call)"
+        loaded = model_for(base)
+        decoder = local_backend.decoder_for(loaded)
+        name = f"{decoder.kind} decoder" if decoder is not None else "transformers generate"
+        settings = local_generate.GenerationSettings(max_new_tokens=32)
+        messages = [{"role": "user", "content": "Write a short story about a dragon."}]
+        local_generate.generate(loaded, messages, settings)  # warm-up: first-call allocations
+        start = time.perf_counter()
+        result = local_generate.generate(loaded, messages, settings)
+        return f"{name}, {result.completion_tokens / (time.perf_counter() - start):.1f} tokens/s measured now"
+    except Exception as exc:  # doctor reports problems, it does not stop at them
+        return f"not measured: {exc}"
+
+
 def report() -> str:
     from workbench.config import settings
     from workbench.gateway.secrets import key_variables_set, redact
@@ -43,6 +73,7 @@ def report() -> str:
         f"  tracking store {redact(config.effective_tracking_uri)}",
         f"  default model  {config.default_model}",
         f"  model source   {_model_source(config.default_model)}",
+        f"  local backend  {_local_speed(config.default_model)}",
         f"  judge model    {config.effective_judge_model}",
         f"  keys set       {', '.join(key_variables_set()) or '(none: fake/ and local/ models still work)'}",
     ]

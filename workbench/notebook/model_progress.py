@@ -39,7 +39,7 @@ class ProgressLine:
             self._handle = None
             return
         now = time.monotonic()
-        line = {"text/plain": f"preparing the bundled model {progress.model} once: {progress.fraction:.0%} "
+        line = {"text/plain": f"preparing the bundled model {progress.model} once: {progress.fraction * 100:.0f} % "
                               f"({progress.message})"}
         if self._handle is None:
             self._handle = display(line, raw=True, display_id=True)

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _MARKER = "workbench-model.json"  # written last: a cache folder without it is unfinished
+_SHARE_GGUF_READER = True  # see _quiet_loading; bench/bench_local.py turns it off to time the old conversion
 _LOCK_TIMEOUT_S = 900.0  # a conversion on a busy 2-core machine can take minutes
 
 
@@ -254,12 +255,27 @@ def _counted(iterable: Any, step: Callable[[float], None] | None) -> Iterator[An
 
 
 @contextlib.contextmanager
-def _quiet_loading(step: Callable[[float], None] | None = None) -> Iterator[None]:
+def _quiet_loading(step: Callable[[float], None] | None = None, share_reader: bool = False) -> Iterator[None]:
     """No progress bars or load reports in a cell: loading is an implementation detail of the first call. The GGUF
     reader's own progress goes to `step` (fraction of tensors converted) instead of a tqdm bar."""
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
+    gguf = importlib.import_module("gguf") if share_reader and _SHARE_GGUF_READER else None
+    original_reader = None if gguf is None else gguf.GGUFReader
+    if gguf is not None:
+        # transformers opens the GGUF once for the config, once for the tokenizer's config, once for the tokenizer
+        # and again for the weights, and each GGUFReader parses the 49k-token vocabulary in Python (3-15 s each):
+        # one reader per file for the whole conversion (read-only memmaps, safe to share)
+        readers: dict[str, Any] = {}
+
+        def shared_reader(path: Any, *args: Any, **kwargs: Any) -> Any:
+            key = f"{os.fspath(path)}|{args}|{sorted(kwargs.items())}"
+            if key not in readers:
+                readers[key] = original_reader(path, *args, **kwargs)
+            return readers[key]
+
+        gguf.GGUFReader = shared_reader
     bars = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     original_tqdm = getattr(gguf_utils, "tqdm", None)
@@ -270,6 +286,8 @@ def _quiet_loading(step: Callable[[float], None] | None = None) -> Iterator[None
     try:
         yield
     finally:
+        if gguf is not None:
+            gguf.GGUFReader = original_reader
         if original_tqdm is not None:
             gguf_utils.tqdm = original_tqdm
         hf_logging.set_verbosity(verbosity)
@@ -290,7 +308,7 @@ def _from_pretrained(name: str, location: str, progress: local_progress.stage | 
         kwargs.setdefault("local_files_only", True)  # no minute of hub retries when there is no hub
     step = None if progress is None else (lambda done: progress(0.3 + 0.6 * done, "converting the weights"))
     try:
-        with _quiet_loading(step):
+        with _quiet_loading(step, share_reader="gguf_file" in kwargs):
             if progress is not None:
                 progress(0.02, "reading the tokenizer")
             tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
