@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
+from importlib import metadata
 
 __all__ = ["report"]
 
@@ -56,7 +56,7 @@ def _local_speed(model: str) -> str:
         start = time.perf_counter()
         result = local_generate.generate(loaded, messages, settings)
         return f"{name}, {result.completion_tokens / (time.perf_counter() - start):.1f} tokens/s measured now"
-    except Exception as exc:  # doctor reports problems, it does not stop at them
+    except Exception as exc:  # noqa: BLE001 - doctor reports problems, it does not stop at them
         return f"not measured: {exc}"
 
 

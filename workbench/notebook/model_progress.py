@@ -14,7 +14,7 @@ from typing import Any
 
 from workbench.providers.local_progress import ModelProgress, add_listener
 
-__all__ = ["register", "unregister", "ProgressLine"]
+__all__ = ["ProgressLine", "register", "unregister"]
 
 _MIN_INTERVAL_S = 0.5
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FastDecoder", "backend_name", "supports", "decoder_for", "generate_ids", "ENV", "KINDS"]
+__all__ = ["ENV", "KINDS", "FastDecoder", "backend_name", "decoder_for", "generate_ids", "supports"]
 
 ENV = "WORKBENCH_LOCAL_BACKEND"
 KINDS = ("fp16", "int8", "fp32", "transformers")  # the first is the default

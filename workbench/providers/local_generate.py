@@ -19,8 +19,16 @@ from workbench.errors import ConfigError
 from workbench.providers import local_backend
 from workbench.providers.local_model import LoadedModel
 
-__all__ = ["GenerationSettings", "Generation", "TextStream", "generate", "stream", "chat_prompt", "DEFAULT_MAX_TOKENS",
-           "generation_lock"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "Generation",
+    "GenerationSettings",
+    "TextStream",
+    "chat_prompt",
+    "generate",
+    "generation_lock",
+    "stream",
+]
 
 DEFAULT_MAX_TOKENS = 256
 _LOCK = threading.Lock()

@@ -42,14 +42,14 @@ if "torch" not in sys.modules:  # read by libgomp when torch loads; see the modu
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
-    "BundledModel",
     "BUNDLED",
+    "BundledModel",
     "LoadedModel",
     "ModelLocation",
-    "model_cache_dir",
-    "locate",
-    "model_source",
     "load_base",
+    "locate",
+    "model_cache_dir",
+    "model_source",
     "shared_model",
     "unload_models",
 ]

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 __all__ = ["ModelProgress", "ProgressListener", "add_listener", "report", "stage"]
 
@@ -50,11 +51,11 @@ def report(progress: ModelProgress) -> None:
     for listener in listeners:
         try:
             listener(progress)
-        except Exception:  # noqa: BLE001 - see the module docstring: showing progress must not break loading
+        except Exception:  # noqa: BLE001, S112 - see the module docstring: showing progress must not break loading
             continue
 
 
-class stage:  # noqa: N801 - used like a function: `with stage("smollm2") as step: step(0.4, "reading")`
+class stage:
     """Report a piece of slow work: `step(fraction, message)` while it runs, a final report when it ends."""
 
     def __init__(self, model: str) -> None:
@@ -66,7 +67,7 @@ class stage:  # noqa: N801 - used like a function: `with stage("smollm2") as ste
         self.last = max(self.last, min(max(fraction, 0.0), 0.99))
         report(ModelProgress(self.model, self.last, message, time.perf_counter() - self.start))
 
-    def __enter__(self) -> stage:
+    def __enter__(self) -> Self:
         self(0.0, "starting")
         return self
 
