@@ -1,5 +1,8 @@
 """Generation for `local/...` models: chat template, sampling settings, stop strings, streaming, real token counts.
 
+Tokens come from local_backend's decoder where it serves the model (plain Llama models: SmolLM2), else from
+transformers' `generate` (other architectures, adapters switched on, WORKBENCH_LOCAL_BACKEND=transformers).
+
 One lock serializes generation in the process: torch already spreads one generate over every core, so two at once
 only contend, and torch's random generator is global, so a seeded call must not interleave with another sampling call.
 Defaults differ from OpenAI's on purpose: without `temperature` the answer is greedy (deterministic and cacheable),

