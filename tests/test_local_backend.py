@@ -92,3 +92,18 @@ def test_transformers_fallback_gives_the_same_answer(monkeypatch):
     assert local_backend.decoder_for(local_adapters.model_for("smollm2")) is None
     slow = wb.complete(prompt, MODEL, max_tokens=12, cache=False)
     assert fast.text == slow.text and fast.completion_tokens == slow.completion_tokens
+
+
+@pytest.mark.slow
+def test_the_kv_cache_grows_past_its_first_size_without_changing_the_logits():
+    import torch
+
+    decoder = local_backend.FastDecoder(local_adapters.model_for("smollm2").model, "fp32")
+    ids = torch.arange(1000, 1000 + 262)  # any tokens: the cache starts at 256 positions
+    with torch.inference_mode():
+        decoder.prefill(ids[:250])
+        for token in ids[250:-1].tolist():  # crosses position 256: the cache reallocates and copies
+            stepped = decoder.step(token)
+        whole = decoder.prefill(ids[:-1])  # the same sequence in one go (a prompt chunk with a causal mask)
+    assert decoder.max_len >= 512
+    assert torch.allclose(stepped, whole, atol=1e-3), (stepped - whole).abs().max()
