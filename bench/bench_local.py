@@ -95,7 +95,7 @@ def main() -> None:
     from workbench.providers import local_backend, local_generate  # before torch: sets the thread wait policy
     from workbench.providers.local_adapters import model_for
 
-    import torch
+    import torch  # noqa: I001 - after workbench on purpose (OMP_WAIT_POLICY must be set before torch loads)
 
     loaded = model_for("smollm2")
     decoder = local_backend.decoder_for(loaded)

@@ -36,9 +36,8 @@ def test_a_listener_that_fails_does_not_stop_the_work():
 
 
 def test_the_notebook_shows_one_updating_line(ip):
-    with capture_output() as captured:
-        with local_progress.stage("smollm2") as step:
-            step(0.4, "converting the weights")
+    with capture_output() as captured, local_progress.stage("smollm2") as step:
+        step(0.4, "converting the weights")
     texts = _texts(captured)
     assert texts[0].startswith("preparing the bundled model smollm2 once: 0 %")
     assert texts[-1].startswith("prepared the bundled model smollm2 once in"), texts
