@@ -95,9 +95,9 @@ def main() -> None:
     from workbench.providers import local_backend, local_generate  # before torch: sets the thread wait policy
     from workbench.providers.local_adapters import model_for
 
-    import torch  # noqa: I001 - after workbench on purpose (OMP_WAIT_POLICY must be set before torch loads)
-
     loaded = model_for("smollm2")
+    import torch  # after workbench on purpose: OMP_WAIT_POLICY must be set before torch loads
+
     decoder = local_backend.decoder_for(loaded)
     assert decoder is not None, "the fast backend is off (WORKBENCH_LOCAL_BACKEND?)"
     messages = [{"role": "user", "content": PROMPT}]
