@@ -64,7 +64,8 @@ def _first_answer(backend: str, cache: str) -> float:
 
     backend "transformers" is today's path: generate, and the conversion opening the GGUF once per use.
     """
-    env = {**os.environ, "WORKBENCH_MODEL_CACHE": cache, "WORKBENCH_LOCAL_BACKEND": backend,
+    # traces stay in memory: a process that exits while MLflow creates its store leaves it half-migrated
+    env = {**os.environ, "WORKBENCH_MODEL_CACHE": cache, "WORKBENCH_LOCAL_BACKEND": backend, "WORKBENCH_TRACING": "memory",
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     out = subprocess.run([sys.executable, "-c", _FIRST_ANSWER], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
