@@ -56,7 +56,7 @@ def plain(steps: int) -> dict:
     from peft import LoraConfig, get_peft_model
 
     from workbench.finetune.sft_data import batches, encode_rows
-    from workbench.providers.local_model import load_base
+    from workbench.providers.local.weights import load_base
 
     loaded = load_base("smollm2")
     device = "cuda" if torch.cuda.is_available() and os.environ.get("WORKBENCH_FINETUNE_DEVICE") != "cpu" else "cpu"

@@ -1,7 +1,7 @@
 """Local generation: `local/smollm2` tokens/s, new backend vs today's path (transformers generate), in one run.
 
 Printed, each as a ratio measured in this run (issue 15's targets):
-  - tokens/s through the gateway: the fast decoder (providers/local_backend, fp16 weights) vs the transformers
+  - tokens/s through the gateway: the fast decoder (providers/local/decoder.py, fp16 weights) vs the transformers
     fallback (WORKBENCH_LOCAL_BACKEND=transformers, fp32 `model.generate`, today's path); rounds interleaved and
     rotated so background load hits both alike; median of per-round ratios. Target >= 3x.
   - gateway overhead: the gateway call vs calling the decoder directly with the same settings. Target >= 0.95x.
@@ -36,7 +36,7 @@ _FIRST_ANSWER = """
 import os, sys, time
 start = time.perf_counter()
 import workbench
-from workbench.providers import local_model
+from workbench.providers.local import weights as local_model
 local_model._SHARE_GGUF_READER = os.environ["WORKBENCH_LOCAL_BACKEND"] != "transformers"  # old: a reader per open
 response = workbench.complete("What is the capital of France?", "local/smollm2", max_tokens=16, cache=False)
 print(time.perf_counter() - start)
@@ -65,8 +65,8 @@ def _first_answer(backend: str, cache: str) -> float:
     backend "transformers" is today's path: generate, and the conversion opening the GGUF once per use.
     """
     # traces stay in memory: a process that exits while MLflow creates its store leaves it half-migrated
-    env = {**os.environ, "WORKBENCH_MODEL_CACHE": cache, "WORKBENCH_LOCAL_BACKEND": backend, "WORKBENCH_TRACING": "memory",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "WORKBENCH_MODEL_CACHE": cache, "WORKBENCH_LOCAL_BACKEND": backend,
+           "WORKBENCH_TRACING": "memory", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     out = subprocess.run([sys.executable, "-c", _FIRST_ANSWER], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -98,13 +98,14 @@ def main() -> None:
               f"ratio {warm_old / warm_new:4.2f}x faster   (fresh process: imports + load + answer)")
 
     import workbench
-    from workbench.providers import local_backend, local_generate  # before torch: sets the thread wait policy
-    from workbench.providers.local_adapters import model_for
+    from workbench.providers.local import decoder as local_decoder
+    from workbench.providers.local import generate as local_generate  # before torch: sets the thread wait policy
+    from workbench.providers.local.adapters import model_for
 
     loaded = model_for("smollm2")
     import torch  # after workbench on purpose: OMP_WAIT_POLICY must be set before torch loads
 
-    decoder = local_backend.decoder_for(loaded)
+    decoder = local_decoder.decoder_for(loaded)
     assert decoder is not None, "the fast backend is off (WORKBENCH_LOCAL_BACKEND?)"
     messages = [{"role": "user", "content": PROMPT}]
     inputs = loaded.tokenizer(local_generate.chat_prompt(loaded.tokenizer, messages), return_tensors="pt",
@@ -113,7 +114,7 @@ def main() -> None:
 
     def gateway(backend: str):
         def run() -> tuple[int, float]:
-            os.environ[local_backend.ENV] = backend
+            os.environ[local_decoder.ENV] = backend
             start = time.perf_counter()
             response = workbench.complete(PROMPT, "local/smollm2", max_tokens=args.max_tokens, temperature=0,
                                           cache=False)
@@ -122,7 +123,7 @@ def main() -> None:
 
     def direct() -> tuple[int, float]:
         start = time.perf_counter()
-        out = local_backend.generate_ids(decoder, inputs["input_ids"], max_new_tokens=args.max_tokens, eos_ids={2})
+        out = local_decoder.generate_ids(decoder, inputs["input_ids"], max_new_tokens=args.max_tokens, eos_ids={2})
         return int(out.shape[1]) - prompt_len, time.perf_counter() - start
 
     sides = {"old: transformers generate": gateway("transformers"), "new: fast decoder": gateway(decoder.kind),
@@ -135,7 +136,7 @@ def main() -> None:
         for name in order[round_index % 3:] + order[: round_index % 3]:  # rotate: no side always runs first
             count, seconds = sides[name]()
             rates[name].append(count / seconds)
-    os.environ.pop(local_backend.ENV, None)
+    os.environ.pop(local_decoder.ENV, None)
     bandwidth = _bandwidth_gbs()
 
     old, new, raw = (rates[name] for name in order)

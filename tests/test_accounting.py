@@ -46,7 +46,8 @@ def test_set_price_overrides_and_unknown_price_warns_once(monkeypatch):
     assert wb.complete("free now", "fake/echo").cost_usd == 0
 
 
-@pytest.mark.parametrize("kwargs", [{"input_per_1m": -1, "output_per_1m": 1}, {"input_per_1m": "1", "output_per_1m": 1}])
+@pytest.mark.parametrize("kwargs", [{"input_per_1m": -1, "output_per_1m": 1},
+                                    {"input_per_1m": "1", "output_per_1m": 1}])
 def test_bad_prices_are_refused(kwargs):
     with pytest.raises(wb.ConfigError, match="input_per_1m="):
         wb.set_price("fake/echo", **kwargs)

@@ -56,6 +56,8 @@ def _client():
     ({"eval_data": "no-such-golden"}, "no-such-golden"), ({"scorers": ["exact_match"]}, "eval_data"),
     ({"eval_data": [{"input": "q", "expected": "a"}], "scorers": ["nope"]}, "unknown scorer 'nope'"),
     ({"eval_data": [{"input": "q", "expected": "a"}], "gate_metric": "nope"}, "gate_metric='nope'"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_test": "equivalence"}, "needs margin > 0"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_test": "better"}, "test='better'"),
 ])
 def test_bad_options_quote_the_value(kwargs, needle):
     call = {"data": ROWS, "name": "style", **kwargs}
@@ -101,22 +103,24 @@ def test_loss_is_on_the_answer_only():
     from transformers import AutoTokenizer
 
     from workbench.finetune.sft_data import IGNORE, encode_conversation
-    from workbench.providers.local_model import load_base, locate
+    from workbench.providers.local.weights import load_base, locate
 
     location = locate("smollm2")
     folder = location.where if location.kind == "cache" else load_base("smollm2").path
     tokenizer = AutoTokenizer.from_pretrained(folder)
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy there"}]
     encoded = encode_conversation(tokenizer, messages)
-    learned = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE])
+    learned = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True)
+                                if label != IGNORE])
     assert learned.startswith("Ahoy there") and "<|im_end|>" in learned and "hi" not in learned
     assert encoded.labels[0] == IGNORE
 
 
-# --- real training (slow) ----------------------------------------------------------------------------------------------
+# --- real training (slow) --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_lora_teaches_a_style_and_the_adapter_is_tracked_callable_and_gated(tmp_path):
     golden = wb.golden("pirate-qa")
     for question in HELD_OUT:
@@ -136,7 +140,7 @@ def test_lora_teaches_a_style_and_the_adapter_is_tracked_callable_and_gated(tmp_
     assert tuned.text.startswith("Ahoy") and not plain.text.startswith("Ahoy")
     # latest version by name, and adapters share the one base
     assert wb.complete("Name a big city.", "local/smollm2+adapter:pirate", max_tokens=8).text.startswith("Ahoy")
-    from workbench.providers.local_adapters import model_for
+    from workbench.providers.local.adapters import model_for
 
     assert model_for("smollm2+adapter:pirate@1").extra["base"] is model_for("smollm2")
     # re-evaluation and gate: base and adapter runs linked from the fine-tune's run
@@ -166,6 +170,7 @@ def test_lora_teaches_a_style_and_the_adapter_is_tracked_callable_and_gated(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_ctrl_c_cancels_the_child_and_the_run_ends_killed():
     def interrupt_after_first_step() -> None:
         deadline = time.monotonic() + 120
@@ -202,6 +207,7 @@ def test_ctrl_c_cancels_the_child_and_the_run_ends_killed():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_background_job_and_a_killed_child():
     job = wb.finetune.lora(data=ROWS, name="crash", max_steps=200, batch_size=2, wait=False)
     assert isinstance(job, wb.FineTuneJob) and job.status in {"starting", "loading", "training"}
@@ -217,6 +223,7 @@ def test_background_job_and_a_killed_child():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_options_the_child_checks_against_the_model():
     with pytest.raises(ConfigError, match="target_modules has 'qq_proj'.*q_proj"):
         wb.finetune.lora(data=ROWS, name="bad-target", target_modules=["q_proj", "qq_proj"], max_steps=1)
@@ -226,6 +233,7 @@ def test_options_the_child_checks_against_the_model():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_dpo_trains_a_registered_adapter():
     prefs = [{"prompt": q, "chosen": f"Thank you for asking! It is {a}.", "rejected": "Whatever. Look it up."}
              for q, a in QA[:6]]

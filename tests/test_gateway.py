@@ -186,6 +186,7 @@ def test_fallback_answers_are_not_cached_for_the_primary():
     assert not again.cache_hit and again.model_used == "fake/echo"
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_cache_survives_a_restart(workbench_home):
     wb.complete("remember me", "fake/echo")
     code = "import workbench as wb; r = wb.complete('remember me', 'fake/echo'); print(r.cache_hit)"
@@ -275,7 +276,7 @@ def test_keys_from_a_dotenv_file_are_used_and_masked(tmp_path, monkeypatch):
     try:
         r = wb.complete("hi", "openai/gpt-4o-mini", mock_response="ok")
         assert r.text == "ok"
-        from workbench.gateway.secrets import redact
+        from workbench.secrets import redact
 
         assert redact("key is sk-from-dotenv-file-0123456789") == "key is ***"
     finally:
@@ -285,7 +286,7 @@ def test_keys_from_a_dotenv_file_are_used_and_masked(tmp_path, monkeypatch):
 
 
 def test_credential_names_are_recognised_but_token_counts_are_not():
-    from workbench.gateway.secrets import is_secret_name, scrub_params
+    from workbench.secrets import is_secret_name, scrub_params
 
     for name in ("OPENAI_API_KEY", "HF_TOKEN", "api_key", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "token"):
         assert is_secret_name(name), name

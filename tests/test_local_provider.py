@@ -16,19 +16,20 @@ import pytest
 
 import workbench as wb
 from workbench.errors import ConfigError, ModelError
-from workbench.providers import local_adapters, local_model
-from workbench.providers.local_adapters import parse_model_name
-from workbench.providers.local_generate import GenerationSettings, chat_prompt
+from workbench.providers.local import adapters as local_adapters
+from workbench.providers.local import decoder as local_decoder
+from workbench.providers.local import weights as local_model
+from workbench.providers.local.adapters import parse_model_name
+from workbench.providers.local.generate import GenerationSettings, chat_prompt
 
 MODEL = "local/smollm2"
 COUNT = "Count from 1 to 10, one number per line."
 
 
 @pytest.fixture
-def no_resolvers(monkeypatch):
+def no_resolvers():
     saved = dict(local_adapters.ADAPTER_RESOLVERS)
     local_adapters.ADAPTER_RESOLVERS.clear()
-    monkeypatch.setattr(local_adapters, "_builtin_loaded", True)  # keep workbench.finetune's registry out too
     yield
     local_adapters.ADAPTER_RESOLVERS.clear()
     local_adapters.ADAPTER_RESOLVERS.update(saved)
@@ -113,10 +114,18 @@ def test_doctor_measures_the_backend_in_use():
 
 
 def test_provider_modules_import_no_torch():
-    probe = ("import sys, workbench.providers.local, workbench.providers.local_adapters\n"
+    probe = ("import sys, workbench.providers.local, workbench.providers.local.adapters\n"
              "print(' '.join(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_finetune_adapter_resolver_is_registered_without_importing_finetune():
+    # The providers floor never imports finetune: the package face registers a resolver that loads it on first use.
+    probe = ("import sys, workbench.providers.local.adapters as a\n"
+             "print('finetune' in a.ADAPTER_RESOLVERS, 'workbench.finetune.registry' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
 
 
 # --- the real model --------------------------------------------------------------------------------------------------
@@ -127,6 +136,7 @@ def _loaded():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_answer_with_real_token_counts_and_no_cost():
     response = wb.complete("What is the capital of France?", MODEL, max_tokens=12)
     assert response.text.strip() and response.model_used == MODEL
@@ -139,12 +149,14 @@ def test_answer_with_real_token_counts_and_no_cost():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_greedy_is_deterministic():
     texts = {wb.complete(COUNT, MODEL, max_tokens=10, temperature=0, cache=False).text for _ in range(2)}
     assert len(texts) == 1
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_seed_makes_sampling_reproducible():
     def sample(seed: int) -> str:
         return wb.complete("Tell me a joke.", MODEL, max_tokens=10, temperature=1.0, seed=seed, cache=False).text
@@ -154,6 +166,7 @@ def test_seed_makes_sampling_reproducible():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_stop_string_cuts_the_answer_and_stops():
     full = wb.complete(COUNT, MODEL, max_tokens=24, cache=False)
     assert "3" in full.text, full.text
@@ -166,6 +179,7 @@ def test_stop_string_cuts_the_answer_and_stops():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_streaming_yields_pieces_that_join_to_the_answer():
     chunks = wb.stream(COUNT, MODEL, max_tokens=16, cache=False)
     pieces = list(chunks)
@@ -176,6 +190,7 @@ def test_streaming_yields_pieces_that_join_to_the_answer():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_four_threads_at_once_all_get_answers():
     prompts = ["Say hi.", "Name a color.", "Name a fruit.", "Name an animal."]
     with ThreadPoolExecutor(4) as pool:
@@ -184,10 +199,11 @@ def test_four_threads_at_once_all_get_answers():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_async_litellm_paths():
     import litellm
 
-    from workbench.providers import register
+    from workbench.providers.registry import register
 
     register()
 
@@ -203,6 +219,7 @@ def test_async_litellm_paths():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_converted_model_is_reused_from_the_cache():
     _loaded()  # converts on a machine that never did
     location = local_model.locate("smollm2")
@@ -215,6 +232,7 @@ def test_converted_model_is_reused_from_the_cache():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_resolved_adapter_stacks_on_its_base(tmp_path, no_resolvers):
     from peft import LoraConfig, get_peft_model
 
@@ -237,15 +255,13 @@ def test_resolved_adapter_stacks_on_its_base(tmp_path, no_resolvers):
     # stacked on the one shared base, not a copy of it
     assert tuned_model.extra["base"] is _loaded() and tuned_model.model.get_base_model() is _loaded().model
     # the adapter generates through transformers (peft's LoRA layers); the plain base keeps its fast decoder
-    from workbench.providers import local_backend
-
-    assert local_backend.decoder_for(tuned_model) is None and local_backend.decoder_for(_loaded()) is not None
+    assert local_decoder.decoder_for(tuned_model) is None and local_decoder.decoder_for(_loaded()) is not None
 
 
 def test_an_unreachable_hub_counts_as_offline_without_waiting(monkeypatch):
     import socket
 
-    from workbench.providers import local_model
+    from workbench.providers.local import weights as local_model
 
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

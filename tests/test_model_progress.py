@@ -1,6 +1,6 @@
 """The first answer of a new user: converting the bundled model shows a progress line in the cell, not a silent [*].
 
-providers/local_progress is the registry at the provider floor; notebook/model_progress subscribes on %load_ext.
+providers/local/progress.py is the registry at the provider floor; notebook/model_progress subscribes on %load_ext.
 """
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 from IPython.utils.capture import capture_output
 
-from workbench.providers import local_model, local_progress
-from workbench.providers.local_progress import ModelProgress
+from workbench.providers.local import progress as local_progress
+from workbench.providers.local import weights as local_model
+from workbench.providers.local.progress import ModelProgress
 
 
 def _texts(captured) -> list[str]:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from workbench import config
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.gateway import accounting
+from workbench.gateway.prices import format_usd
 
 __all__ = ["run_demo", "execute_notebook", "notebooks_dir", "QUICKSTART"]
 
@@ -30,7 +34,8 @@ def notebooks_dir() -> Path:
     for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
         if (root / "notebooks" / QUICKSTART).exists():
             return root / "notebooks"
-    raise ConfigError(f"notebooks/{QUICKSTART} not found next to the package or in {Path.cwd()}: run from the project root")
+    raise ConfigError(f"notebooks/{QUICKSTART} not found next to the package or in {Path.cwd()}: run from the "
+                      "project root")
 
 
 @contextmanager
@@ -54,9 +59,7 @@ def execute_notebook(path: Path, output: Path, *, env: Mapping[str, str] | None 
 
     The copy is written even when a cell fails (then the nbclient error is raised), so it can be inspected.
     """
-    import tempfile
-
-    import nbformat
+    import nbformat  # notebook runners load only for `workbench demo` and the notebook tests
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
@@ -91,11 +94,8 @@ def _shown_errors(notebook: Any) -> collections.Counter[str]:
 
 
 def _summary(home: Path, notebook: Any, output: Path, seconds: float) -> str:
-    import workbench as wb
-    from workbench.gateway.prices import format_usd
-
-    wb.configure(home=home)
-    calls = wb.calls()
+    config.configure(home=home)
+    calls = accounting.calls()
     answered = calls[calls["status"] == "ok"]
     models = answered["model_used"].value_counts()
     failed_attempts = int(calls["failed_attempts"].sum())
@@ -118,11 +118,9 @@ def run_demo() -> int:
     """Execute the quickstart notebook and print what happened. 0 on success, 1 when a cell failed."""
     from nbclient.exceptions import CellExecutionError
 
-    from workbench.config import settings
-
     source = notebooks_dir() / QUICKSTART
     output = source.parent / "executed" / QUICKSTART
-    home = settings().home / "demo"
+    home = config.settings().home / "demo"
     shutil.rmtree(home, ignore_errors=True)  # a fresh cache and ledger: every run tells the same story
     print(f"Running {source} with nbclient (offline; the first run converts the bundled model once)...", flush=True)
     started = time.perf_counter()

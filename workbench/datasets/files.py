@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ConfigError, WorkbenchError
 from workbench.datasets.rows import GoldenRow
+from workbench.errors import ConfigError, WorkbenchError
 
 __all__ = ["read_rows", "read_csv", "read_jsonl", "write_jsonl", "row_from_mapping", "as_path", "COLUMN_ALIASES"]
 
@@ -75,10 +75,8 @@ def row_from_mapping(mapping: dict[str, Any], where: str) -> GoldenRow:
                              "name the prompt column 'input' and the answer 'expected'")
     value = _unwrap(value, ("question", "input", "prompt", "messages", "request"))
     if isinstance(value, str) and value.lstrip().startswith("[{"):
-        try:  # messages stored as JSON text in a CSV cell
+        with contextlib.suppress(ValueError):  # messages stored as JSON text in a CSV cell; else the text itself
             value = json.loads(value)
-        except ValueError:
-            pass
     fields: dict[str, Any] = {"input": value}
     for name in ("expected", "verified", "tags", "source", "notes", "row_id"):
         present, got = _pick(mapping, name)
@@ -175,5 +173,6 @@ def write_jsonl(rows: list[GoldenRow], path: str | Path) -> Path:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; pass a file path in a writable folder") from None
+        raise WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; pass a file path in a writable "
+                             "folder") from None
     return path

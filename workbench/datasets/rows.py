@@ -106,7 +106,7 @@ def input_text(value: str | list[dict[str, Any]]) -> str:
     return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in value)
 
 
-def row_key(value: str | list[dict[str, Any]], occurrence: int = 0) -> str:
+def row_key(value: object, occurrence: int = 0) -> str:
     """A stable key for pairing rows across evaluations: the input's content (and which duplicate it is)."""
     canonical = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{occurrence}\x00{canonical}".encode()).hexdigest()[:16]

@@ -6,6 +6,7 @@ Anything unparseable or out of range is None, and the caller keeps the raw text;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -29,10 +30,8 @@ def _json_objects(text: str) -> list[Any]:
     """Every JSON object in the text: fenced blocks first, then balanced {...} spans."""
     found: list[Any] = []
     for block in re.findall(r"```(?:json)?\s*(.*?)```", text, re.S | re.I):
-        try:
+        with contextlib.suppress(ValueError):  # not JSON after all: the balanced-span scan below may still find some
             found.append(json.loads(block))
-        except ValueError:
-            pass
     depth, start = 0, -1
     for index, char in enumerate(text):
         if char == "{":
@@ -42,10 +41,8 @@ def _json_objects(text: str) -> list[Any]:
         elif char == "}" and depth:
             depth -= 1
             if depth == 0:
-                try:
+                with contextlib.suppress(ValueError):  # braces that are not JSON
                     found.append(json.loads(text[start:index + 1]))
-                except ValueError:
-                    pass
     return found
 
 

@@ -9,16 +9,16 @@ import atexit
 import json
 import math
 import queue
+import re
 import sqlite3
 import threading
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 from workbench.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class Ledger:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ConfigError(f"limit={limit!r} must be a whole number >= 0 (or None for every call), e.g. calls(20)")
         self.flush()
-        sql = "SELECT * FROM calls ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        sql = "SELECT * FROM calls ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")  # noqa: S608 - an int
         cursor = self.store.execute(sql)
         columns = [c[0] for c in cursor.description]
         frame = pd.DataFrame(cursor.fetchall(), columns=columns)
@@ -213,14 +213,16 @@ class Ledger:
             _check_tag_key(by)
             group = "COALESCE(json_extract(tags, '$.' || ?), '(untagged)')"
             params = [by]
+        # {group} is one of the two fixed expressions above; the tag key is a bound parameter
         sql = (
-            f"SELECT {group} AS grp, COUNT(*), SUM(status = 'ok'), SUM(status IN ('error', 'interrupted')),"
+            f"SELECT {group} AS grp, COUNT(*), SUM(status = 'ok'), SUM(status IN ('error', 'interrupted')),"  # noqa: S608
             " SUM(status = 'refused'), SUM(cache_hit),"
             " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(cost_usd IS NULL AND status = 'ok')"
             f" FROM calls GROUP BY grp ORDER BY SUM(cost_usd) DESC, grp"
         )
         rows = self.store.execute(sql, params).fetchall()
-        columns = [by, "calls", "answered", "failed", "refused", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd",
+        columns = [by, "calls", "answered", "failed", "refused", "cache_hits", "prompt_tokens", "completion_tokens",
+                   "cost_usd",
                    "unpriced_calls"]
         frame = pd.DataFrame(rows, columns=columns)
         frame["cost_usd"] = frame["cost_usd"].fillna(0.0)
@@ -247,7 +249,8 @@ class Ledger:
         return self.budget(scope)
 
     def budget(self, scope: str) -> Budget | None:
-        row = self.store.execute("SELECT usd, tag_key, tag_value, since FROM budgets WHERE scope = ?", (scope,)).fetchone()
+        row = self.store.execute("SELECT usd, tag_key, tag_value, since FROM budgets WHERE scope = ?",
+                                 (scope,)).fetchone()
         if row is None:
             return None
         return Budget(row[0], None if row[1] is None else (row[1], row[2]), row[3])

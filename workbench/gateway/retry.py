@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from workbench.errors import WorkbenchError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
 
 __all__ = ["Classified", "classify", "backoff_s"]
 

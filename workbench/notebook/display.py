@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.gateway.prices import format_usd
+
 if TYPE_CHECKING:
     from workbench.gateway.response import Response
 
@@ -54,9 +56,7 @@ def _latency(ms: float) -> str:
 
 def footer_text(response: Response) -> str:
     """model · tokens · cost · latency [· cache hit] [· fallback from X]: one line under the answer."""
-    from workbench.gateway.prices import format_usd
-
-    cost = format_usd(response.cost_usd) if response.cost_usd is not None else "cost unknown (see set_price)"
+    cost = format_usd(response.cost_usd) if response.cost_usd is not None else "unpriced (see set_price)"
     parts = [
         response.model_used,
         f"{response.total_tokens} tokens ({response.prompt_tokens} in, {response.completion_tokens} out)",
@@ -162,7 +162,8 @@ def render(columns: list[Column], fmt: str) -> tuple[dict[str, str], dict[str, A
         body, plain = _column_parts(column, fmt)
         title = html.escape(column.model)
         cells.append(
-            '<div class="wb-llm-column" style="flex:1 1 0;min-width:0;border-left:3px solid #e0e0e0;padding-left:0.6em">'
+            '<div class="wb-llm-column" '
+            'style="flex:1 1 0;min-width:0;border-left:3px solid #e0e0e0;padding-left:0.6em">'
             f'<div style="font-weight:600;margin-bottom:0.3em">{title}</div>{body}</div>'
         )
         texts.append(f"── {column.model} ──\n{plain}")

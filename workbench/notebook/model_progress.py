@@ -1,6 +1,6 @@
 """A progress line in the cell while the bundled model is prepared once ("preparing the bundled model once: 40 %").
 
-Subscribes to the provider floor's registry (providers/local_progress) when `%load_ext workbench` loads this module.
+Subscribes to the provider floor's registry (providers/local/progress.py) when `%load_ext workbench` loads this module.
 One display handle per preparation, updated at most every half second, ending on a line that says it is done; no
 clear_output, so a saved notebook keeps that last line. Only the kernel's main thread displays (a model loading on a
 worker thread, e.g. an evaluation's, just loads).
@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from workbench.providers.local_progress import ModelProgress, add_listener
+from workbench.providers.local.progress import ModelProgress, add_listener
 
 __all__ = ["ProgressLine", "register", "unregister"]
 

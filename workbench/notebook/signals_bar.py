@@ -12,6 +12,8 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from workbench.notebook.golden_magics import row_from_call
+
 __all__ = ["signals_bar", "SignalsFallback"]
 
 _OK = "color:#2e7d32"
@@ -54,7 +56,7 @@ def _say(label: Any, message: str, ok: bool = True) -> None:
     label.value = f"<span style='{_OK if ok else _BAD}'>{html.escape(message)}</span>"
 
 
-def _guarded(label: Any, action: Callable[[], str]) -> Callable[[Any], None]:
+def _guarded(label: Any, action: Callable[[], str]) -> Callable[..., None]:
     """A click handler that reports in the bar: a callback's exception would otherwise vanish into the log."""
 
     def handler(_: Any = None) -> None:
@@ -67,7 +69,8 @@ def _guarded(label: Any, action: Callable[[], str]) -> Callable[[Any], None]:
 
 
 def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
-    import workbench
+    from workbench.datasets.golden import golden as golden_dataset  # on first use: %load_ext stays light
+    from workbench.signals.collect import feedback
 
     trace_id = response.trace_id
     up = w.Button(description="👍", tooltip="good answer", layout=w.Layout(width="3em"))
@@ -81,12 +84,12 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
     editor = w.Textarea(value=response.text, layout=w.Layout(width="100%", height="6em", display="none"))
     save_edit = w.Button(description="save correction", layout=w.Layout(width="auto", display="none"))
 
-    up.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, thumbs=True), "thanks: 👍 stored")[1]))
-    down.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, thumbs=False), "thanks: 👎 stored")[1]))
+    up.on_click(_guarded(status, lambda: (feedback(trace_id, thumbs=True), "thanks: 👍 stored")[1]))
+    down.on_click(_guarded(status, lambda: (feedback(trace_id, thumbs=False), "thanks: 👎 stored")[1]))
 
     def starred(change: dict[str, Any]) -> None:
         if change.get("new"):
-            _guarded(status, lambda: (workbench.feedback(trace_id, stars=int(change["new"])),
+            _guarded(status, lambda: (feedback(trace_id, stars=int(change["new"])),
                                       f"{change['new']} star(s) stored")[1])()
 
     stars.observe(starred, names="value")
@@ -96,15 +99,13 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
         editor.layout.display = save_edit.layout.display = "none" if shown else ""
 
     edit.on_click(toggle)
-    save_edit.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, correction=editor.value),
+    save_edit.on_click(_guarded(status, lambda: (feedback(trace_id, correction=editor.value),
                                                  "correction stored (it becomes training data)")[1]))
-    comment.on_submit(_guarded(status, lambda: (workbench.feedback(trace_id, comment=comment.value),
+    comment.on_submit(_guarded(status, lambda: (feedback(trace_id, comment=comment.value),
                                                 "comment stored")[1]))
 
     def add_golden() -> str:
-        from workbench.notebook.golden_magics import row_from_call
-
-        dataset = workbench.golden(golden_name)
+        dataset = golden_dataset(golden_name)
         dataset.add(row_from_call(response), editor.value or response.text, source=trace_id)
         return f"added to golden {golden_name!r} ({len(dataset)} rows, unverified)"
 
@@ -132,7 +133,7 @@ def signals_bar(responses: Any, *, golden_name: str = "golden") -> Any:
             parts.append(w.HTML(f"<b>{html.escape(response.model)}</b>"))
         parts.append(bar)
     if len(traced) > 1:
-        import workbench
+        from workbench.signals.collect import feedback
 
         labels = [f"{i + 1}: {r.model}" for i, r in enumerate(traced)]
         pick = w.ToggleButtons(options=labels, value=None, description="better:")
@@ -142,7 +143,7 @@ def signals_bar(responses: Any, *, golden_name: str = "golden") -> Any:
                 return
             winner = traced[labels.index(change["new"])]
             losers = [r.trace_id for r in traced if r is not winner]
-            _guarded(status, lambda: (workbench.feedback(winner.trace_id, preferred_over=losers),
+            _guarded(status, lambda: (feedback(winner.trace_id, preferred_over=losers),
                                       f"preference stored: {winner.model} is better")[1])()
 
         pick.observe(picked, names="value")

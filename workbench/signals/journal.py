@@ -8,13 +8,12 @@ search every trace. Appends are single INSERTs in WAL mode: two kernels writing 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.sqlite_store import SqliteStore
+from workbench.sqlite_store import SqliteStore, per_home
 
 __all__ = ["SignalRow", "journal", "Journal"]
 
@@ -94,16 +93,6 @@ class Journal:
         return int(self.db.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
 
-_lock = threading.Lock()
-_journals: dict[Path, Journal] = {}
-
-
 def journal() -> Journal:
-    from workbench.config import settings
-
-    path = settings().home / "signals.sqlite"
-    with _lock:
-        found = _journals.get(path)
-        if found is None:
-            found = _journals[path] = Journal(path)
-        return found
+    """The signals journal of the current home folder."""
+    return per_home("signals.sqlite", Journal)

@@ -9,14 +9,18 @@ TracingWarning says why; calls keep answering and traces stay in memory for disp
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import warnings
 from collections import defaultdict, deque
 
-from workbench.errors import StoreError
-from workbench.gateway.secrets import redact
+from workbench.errors import StoreError, WorkbenchWarning
+from workbench.secrets import redact
+from workbench.tracing.mlflow_io import to_mlflow
 from workbench.tracing.records import TraceRecord
+from workbench.tracking import pending
+from workbench.tracking.backend import backend, default_experiment_name
 
 __all__ = ["submit", "flush", "deliver_warnings", "undelivered", "reset", "TracingWarning", "off_reason",
            "QUIET_S", "MAX_AGE_S", "MAX_BATCH", "exported_count"]
@@ -26,7 +30,7 @@ MAX_AGE_S = 10.0  # ...or when the oldest waiting trace is this old (a burst of 
 MAX_BATCH = 1000  # ...or when this many wait
 
 
-class TracingWarning(UserWarning):
+class TracingWarning(WorkbenchWarning):
     """Tracing to MLflow is off or lost traces; calls are unaffected."""
 
 
@@ -137,12 +141,9 @@ def _export(batch: list[TraceRecord]) -> None:
 
 def _write(uri: str, traces: list[TraceRecord]) -> None:
     global _exported
+    opened = backend(uri)  # first: it imports MLflow through the gate
     from mlflow.tracing.constant import TraceMetadataKey
 
-    from workbench.tracing.backend import backend, default_experiment_name
-    from workbench.tracing.mlflow_io import to_mlflow
-
-    opened = backend(uri)
     default = None
     spans_by_experiment: dict[str, list] = defaultdict(list)
     infos = []
@@ -181,10 +182,8 @@ def _link(opened, traces: list[TraceRecord]) -> None:
         if trace.run_id:
             by_run[trace.run_id].append(trace.trace_id)
     for run_id, trace_ids in by_run.items():
-        try:
+        with contextlib.suppress(Exception):  # the trace's mlflow.sourceRun metadata already names the run
             opened.store.link_traces_to_run(trace_ids, run_id)
-        except Exception:  # the trace's mlflow.sourceRun metadata already names the run
-            pass
     links = [(t.trace_id, t.lineage["prompt_name"], t.lineage["prompt_version"]) for t in traces
              if t.lineage.get("prompt_name") and t.lineage.get("prompt_version") is not None]
     if not links:
@@ -192,10 +191,8 @@ def _link(opened, traces: list[TraceRecord]) -> None:
     from mlflow.entities.model_registry import PromptVersion
 
     for trace_id, name, version in links:
-        try:
+        with contextlib.suppress(Exception):  # the trace tag mlflow.linkedPrompts already records the link
             opened.store.link_prompts_to_trace(trace_id, [PromptVersion(str(name), int(version), template="")])
-        except Exception:  # the trace tag mlflow.linkedPrompts already records the link
-            pass
 
 
 def reset() -> None:
@@ -208,3 +205,4 @@ def reset() -> None:
 
 
 atexit.register(flush, 10.0)
+pending.register_flush("traces", flush)  # a run that ends, or a listing of runs, sees its traces

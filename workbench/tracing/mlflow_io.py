@@ -148,7 +148,8 @@ def from_mlflow(trace: Any) -> TraceRecord:
     for span in trace.data.spans:
         raw = span._span.attributes or {}
         attributes = {k.removeprefix(TAG_PREFIX): _loads(v) for k, v in raw.items() if k.startswith(TAG_PREFIX)}
-        code = span.status.status_code.value if hasattr(span.status.status_code, "value") else str(span.status.status_code)
+        status_code = span.status.status_code
+        code = status_code.value if hasattr(status_code, "value") else str(status_code)
         status = {"OK": "OK", "ERROR": "ERROR"}.get(code, "OK" if span.end_time_ns else "IN_PROGRESS")
         error_type = None
         for event in getattr(span, "events", None) or []:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.config import settings
 from workbench.gateway.hooks import CallRecord, add_observer
 from workbench.tracing import context, exporter, memory
 from workbench.tracing.records import SpanRecord, new_span_id
@@ -18,7 +19,7 @@ _installed = False
 
 
 def install() -> None:
-    """Register the observer with the gateway (idempotent; called on first gateway use)."""
+    """Register the observer with the gateway (idempotent; done when this module is imported)."""
     global _installed
     if not _installed:
         add_observer(observe)
@@ -30,8 +31,6 @@ def _ns(epoch_s: float) -> int:
 
 
 def observe(record: CallRecord) -> str | None:
-    from workbench.config import settings
-
     if exporter.undelivered:  # a warning found by the exporter's thread is shown in the caller's thread
         exporter.deliver_warnings()
     if settings().tracing == "off":
@@ -71,7 +70,7 @@ def observe(record: CallRecord) -> str | None:
         start = _ns(attempt.started_at) if attempt.started_at else llm.start_ns
         child = SpanRecord(new_span_id(), llm.span_id, f"{attempt.model} (attempt {number})", "llm", start,
                            start + int(attempt.latency_ms * 1e6), "ERROR", attempt.error_type, attempt.message,
-                           attributes={"model": attempt.model, "retryable": attempt.retryable,
+                           attributes={"model": attempt.model, "attempt": number, "retryable": attempt.retryable,
                                        "latency_ms": attempt.latency_ms})
         trace.spans.append(child)
     run = context.current_run()
@@ -87,3 +86,6 @@ def observe(record: CallRecord) -> str | None:
     if parent is None:
         memory.finish(trace)
     return trace.trace_id
+
+
+install()  # importing tracing is what turns it on; the package face imports it before the first call

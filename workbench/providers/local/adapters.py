@@ -3,27 +3,36 @@
 This module parses the model string and puts adapter folders (peft's `save_pretrained` layout) on the process's ONE
 shared copy of the base: the first adapter wraps that copy in a PeftModel, later ones are added to it with
 `load_adapter`, so ten adapters cost ten small adapter files, not ten copies of the base. Before each generation
-(under the generation lock in local_generate) the right adapter is switched on with `set_adapter`; the plain base
+(under the generation lock in generate.py) the right adapter is switched on with `set_adapter`; the plain base
 generates with every adapter disabled (`disable_adapter`). Which folder a name and version stand for is not known
-here: workbench.finetune registers a resolver (adapters live in MLflow) with `set_adapter_resolver`, and it is
-loaded on the first adapter name asked for. A resolver takes (name, version or None for the latest) and returns the
-adapter folder, or None when it does not know the name; it may raise a WorkbenchError that says what exists.
+here: this module owns a registry of resolvers (`set_adapter_resolver`), and the package face (`workbench/__init__.py`,
+the top floor) registers the MLflow-backed one of workbench.finetune, which it imports only when an adapter name is
+first asked for. A lower floor never imports finetune: the registry is the only edge. A resolver takes (name, version
+or None for the latest) and returns the adapter folder, or None when it does not know the name; it may raise a
+WorkbenchError that says what exists.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError, WorkbenchError
-from workbench.providers.local_model import LoadedModel, _as_folder, load_base, shared_model
+from workbench.providers.local.generate import generation_lock
+from workbench.providers.local.resolvers import (
+    ADAPTER_RESOLVERS,
+    AdapterResolver,
+    registered_resolvers,
+    set_adapter_resolver,
+)
+from workbench.providers.local.weights import LoadedModel, _as_folder, load_base, shared_model
 
 __all__ = [
     "LocalModelName",
@@ -37,13 +46,6 @@ __all__ = [
     "AdapterHost",
 ]
 
-AdapterResolver = Callable[[str, "str | None"], "str | os.PathLike[str] | None"]
-
-# resolver name -> resolver, asked in insertion order; workbench.finetune adds "finetune"
-ADAPTER_RESOLVERS: dict[str, AdapterResolver] = {}
-# Imported on the first adapter name asked for; it registers the MLflow-backed resolver.
-BUILTIN_RESOLVER_MODULE = "workbench.finetune.registry"
-_builtin_loaded = False
 _lock = threading.Lock()
 _SEPARATOR = "+adapter:"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
@@ -78,36 +80,16 @@ def parse_model_name(name: str) -> LocalModelName:
     return LocalModelName(base, adapter, version if at else None)
 
 
-def set_adapter_resolver(resolver: AdapterResolver | None, *, name: str = "finetune") -> None:
-    """Register (or with None, remove) the function that maps an adapter name and version to its folder."""
-    with _lock:
-        if resolver is None:
-            ADAPTER_RESOLVERS.pop(name, None)
-        else:
-            ADAPTER_RESOLVERS[name] = resolver
-
-
-def _load_builtin() -> None:
-    global _builtin_loaded
-    if _builtin_loaded:
-        return
-    _builtin_loaded = True
-    with contextlib.suppress(ImportError):  # a slimmed install without workbench.finetune: no registry
-        importlib.import_module(BUILTIN_RESOLVER_MODULE)
-
-
 def resolve_adapter(spec: LocalModelName) -> Path:
     """The folder holding the adapter `spec` names. Raises ModelError when nothing knows it."""
     if spec.adapter is None:
         raise ModelError(f"local/{spec}: names no adapter; write e.g. {_EXAMPLE}")
-    _load_builtin()
-    with _lock:
-        resolvers = list(ADAPTER_RESOLVERS.values())
+    resolvers = registered_resolvers()
     if not resolvers:
         raise ModelError(
             f"local/{spec}: adapter {spec.adapter!r} cannot be found because no adapter registry is set up; "
             f"adapters come from workbench.finetune (fine-tune one there, or register a lookup with "
-            f"workbench.providers.local_adapters.set_adapter_resolver)"
+            f"workbench.providers.local.adapters.set_adapter_resolver)"
         )
     for resolver in resolvers:
         try:
@@ -174,10 +156,6 @@ class AdapterHost:
 
     def add(self, folder: Path, label: str, base_name: str) -> LoadedModel:
         """A LoadedModel that generates with the adapter in `folder` on, sharing the base's weights."""
-        from workbench.providers.local_generate import generation_lock
-
-        import warnings
-
         with generation_lock(), warnings.catch_warnings():  # injecting LoRA layers mid-generation would corrupt it
             warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notes, raised inside peft
             adapter = self.names.get(str(folder))

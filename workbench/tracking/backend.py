@@ -7,7 +7,6 @@ block for minutes on a dead server. A local sqlite store keeps its artifacts bes
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -18,14 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from workbench.config import settings
 from workbench.errors import StoreError
-from workbench.gateway.secrets import redact
+from workbench.secrets import redact
+from workbench.tracking import gate
 
 __all__ = ["Backend", "backend", "ensure_mlflow", "probe", "artifact_root", "default_experiment_name",
            "experiment_id", "reset", "PROBE_TIMEOUT_S"]
 
 PROBE_TIMEOUT_S = 2.0
-_QUIET = ("mlflow", "alembic", "sqlalchemy", "urllib3.connectionpool", "opentelemetry")
 _lock = threading.RLock()
 _backends: dict[str, Backend] = {}
 _global_uri: str | None = None
@@ -73,12 +73,6 @@ def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     return None
 
 
-def _quiet_mlflow() -> None:
-    for name in _QUIET:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
 @dataclass
 class Backend:
     """One tracking URI, opened: a TracingClient and the experiment ids already resolved."""
@@ -101,6 +95,7 @@ class Backend:
 
 def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> str:
     """Get or create an experiment by name; a local store puts its artifacts beside the database."""
+    gate.mlflow()
     from mlflow.exceptions import MlflowException
     from mlflow.tracking._tracking_service.utils import _get_store
 
@@ -109,7 +104,8 @@ def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> st
     found = store.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
-            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI or pick another name")
+            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI "
+                             "or pick another name")
         return found.experiment_id
     root = artifact_root(uri)
     location = Path(root, name.replace("/", "_")).as_uri() if root else None
@@ -123,8 +119,6 @@ def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> st
 
 
 def current_uri() -> str:
-    from workbench.config import settings
-
     return settings().effective_tracking_uri
 
 
@@ -138,11 +132,10 @@ def backend(uri: str) -> Backend:
         if reason:
             raise StoreError(f"MLflow store {redact(uri)} is unreachable: {reason}")
         try:
-            import mlflow.tracing
+            mlflow = gate.mlflow()
             from mlflow.tracing.client import TracingClient
 
-            _quiet_mlflow()  # after the import: MLflow sets its loggers' levels when imported
-
+            gate.quiet()
             mlflow.tracing.disable_notebook_display()  # our own tree replaces MLflow's iframe
             client = TracingClient(uri)
             client.store  # noqa: B018 - opens the store now (creates the sqlite tables on first use)
@@ -158,8 +151,7 @@ def ensure_mlflow() -> Any:
     global _global_uri
     uri = current_uri()
     backend(uri)
-    import mlflow
-
+    mlflow = gate.mlflow()
     with _lock:
         if _global_uri != uri or mlflow.get_tracking_uri() != uri:
             # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, it would outlive a later
