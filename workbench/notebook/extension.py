@@ -1,8 +1,9 @@
 """`%load_ext workbench`: registers every magic of the notebook layer, and `%unload_ext` removes them again.
 
 The magics are a fixed list (no plug-ins found at run time): `%%llm`/`%llm`, `%trace`, `%golden`, `%eval`,
-`%finetune`, plus the JupyterLab status bar's call counter (frontend, no magic). Keep this import-light: the
-benchmark holds `%load_ext workbench` to < 0.15 s over a bare IPython start, and nothing heavy loads here.
+`%finetune`, plus the JupyterLab status bar's call counter (frontend, no magic) and the bundled model's one-time
+preparation line (model_progress, no magic). Keep this import-light: the benchmark holds `%load_ext workbench` to
+< 0.15 s over a bare IPython start, and nothing heavy loads here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import weakref
 from typing import Any
 
-from workbench.notebook import eval_magics, finetune_magics, frontend, golden_magics, trace_magics
+from workbench.notebook import eval_magics, finetune_magics, frontend, golden_magics, model_progress, trace_magics
 from workbench.notebook.guard import debug_enabled
 from workbench.notebook.history import Session
 from workbench.notebook.magics import LLMMagics
@@ -57,6 +58,7 @@ def load(ipython: Any) -> None:
     eval_magics.register(ipython)
     finetune_magics.register(ipython)
     frontend.register(ipython)
+    model_progress.register(ipython)  # the "preparing the bundled model once: 40 %" line
 
     def remember_cell(info: Any) -> None:  # the frontend's cell id, for history and lineage
         session.cell_id = getattr(info, "cell_id", None)
@@ -76,6 +78,7 @@ def unload(ipython: Any) -> None:
             ipython.events.unregister("pre_run_cell", hook)
         session.hook = None
     frontend.unregister(ipython)
+    model_progress.unregister(ipython)
     tables = ipython.magics_manager.magics
     for kind, name in _added.pop(ipython, []):
         tables[kind].pop(name, None)
