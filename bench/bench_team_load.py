@@ -210,11 +210,11 @@ def _count_in_db(store: str, experiment_id: str) -> int:
     """Traces of the experiment that have their spans in the store: a cheap poll that does not load the server."""
     import psycopg2
 
-    with contextlib.closing(psycopg2.connect(store.replace("postgresql+psycopg2://", "postgresql://"))) as db:
-        with db.cursor() as cursor:
-            cursor.execute("SELECT count(DISTINCT t.request_id) FROM trace_info t JOIN spans s "
-                           "ON s.trace_id = t.request_id WHERE t.experiment_id = %s", (int(experiment_id),))
-            return int(cursor.fetchone()[0])
+    dsn = store.replace("postgresql+psycopg2://", "postgresql://")
+    with contextlib.closing(psycopg2.connect(dsn)) as db, db.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT t.request_id) FROM trace_info t JOIN spans s "
+                       "ON s.trace_id = t.request_id WHERE t.experiment_id = %s", (int(experiment_id),))
+        return int(cursor.fetchone()[0])
 
 
 def _watch(stack: Stack, experiment: str, expected: int, stop: threading.Event, seen: dict[str, float]) -> None:
