@@ -16,8 +16,8 @@ from typing import Any
 from workbench.config import settings
 from workbench.errors import ConfigError, StoreError, WorkbenchError
 from workbench.gateway.response import Response
-from workbench.scrub import scrub_text
 from workbench.identity import user
+from workbench.scrub import scrub_text
 from workbench.secrets import redact
 from workbench.signals.journal import SignalRow, journal
 from workbench.tracing import exporter
