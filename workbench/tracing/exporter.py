@@ -263,7 +263,7 @@ def _export(batch: list[TraceRecord]) -> None:
 
 
 def _turn_off(uri: str, reason: str) -> None:
-    _off[uri] = redact(reason)[:400]
+    _off[uri] = " ".join(redact(reason).split())[:400]  # one line: it ends up in a cell's warning or error
     _warn_once(uri, f"tracing to MLflow is off for this session: {_off[uri]}. Calls still answer and "
                     f"%trace shows traces kept in memory; the traces wait in the spool under the home folder and "
                     f"are sent at the next start once the store (or WORKBENCH_TRACKING_URI) is fixed")
