@@ -271,7 +271,7 @@ SICK = """
     import json, time
     import workbench as wb
     from workbench.errors import WorkbenchError
-    took = []
+    took = []  # the first call imports litellm: not what is measured
     for i in range(5):
         start = time.perf_counter()
         answer = wb.complete(f"call {i}", "fake/echo", cache=False)
@@ -282,7 +282,7 @@ SICK = """
         error = None
     except WorkbenchError as exc:
         error = str(exc)
-    print(json.dumps({"error": error, "feedback_s": time.perf_counter() - start, "calls_s": max(took)}))
+    print(json.dumps({"error": error, "feedback_s": time.perf_counter() - start, "calls_s": max(took[1:])}))
 """
 
 
