@@ -43,7 +43,8 @@ def _python(code: str, home: Path, timeout: float = 240, **extra: str) -> subpro
 
 def _stored(ids: list[str]) -> set[str]:
     client = backend(current_uri()).client
-    return {t.info.trace_id for start in range(0, len(ids), 100) for t in client.batch_get_traces(ids[start:start + 100])}
+    found = (client.batch_get_traces(ids[start:start + 100]) for start in range(0, len(ids), 100))
+    return {t.info.trace_id for batch in found for t in batch}
 
 
 @pytest.fixture(scope="module")
