@@ -86,7 +86,9 @@ def _log(client: Any, trace_id: str, assessment: Any) -> str:
                 continue
             if "not found" in text.lower() or "does not exist" in text.lower():
                 raise WorkbenchError(f"no trace {trace_id!r} in MLflow: check the id (Response.trace_id)") from None
-            raise StoreError(f"storing feedback on {trace_id} failed: {redact(text)[:300]}") from exc
+            server = redact(str(getattr(client, "tracking_uri", None) or "MLflow"))
+            raise StoreError(f"storing feedback on {trace_id} in {server} failed: "
+                             f"{' '.join(redact(text).split())[:300]}") from exc
     raise AssertionError("unreachable")
 
 

@@ -7,6 +7,7 @@ block for minutes on a dead server. A local sqlite store keeps its artifacts bes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -17,15 +18,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from filelock import FileLock, Timeout
+
 from workbench.config import settings
 from workbench.errors import StoreError
 from workbench.secrets import redact
 from workbench.tracking import gate
 
 __all__ = ["Backend", "backend", "ensure_mlflow", "probe", "artifact_root", "default_experiment_name",
-           "experiment_id", "reset", "PROBE_TIMEOUT_S"]
+           "experiment_id", "reset", "PROBE_TIMEOUT_S", "HTTP_LIMITS", "OPEN_LOCK_TIMEOUT_S"]
 
 PROBE_TIMEOUT_S = 2.0
+# MLflow's own defaults (120 s timeout, 7 retries with backoff factor 2) block a call on a sick server for
+# minutes; ours bound one request at about 5 s x 3 attempts + 2 s of backoff. A value the user set wins.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
+OPEN_LOCK_TIMEOUT_S = 300.0  # creating MLflow's ~60 tables on a slow disk takes seconds; a stuck holder, not minutes
 _lock = threading.RLock()
 _backends: dict[str, Backend] = {}
 _global_uri: str | None = None
@@ -118,6 +126,15 @@ def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> st
         return found.experiment_id
 
 
+def _creation_lock(uri: str) -> Any:
+    """A file lock beside a local sqlite store, held while MLflow creates or migrates its schema: two kernels
+    opening a fresh home at once otherwise race ("table latest_metrics already exists") and one loses tracing."""
+    if artifact_root(uri) is None:  # a server, or an in-memory database: nothing on disk to share
+        return contextlib.nullcontext()
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return FileLock(path + ".open.lock", timeout=OPEN_LOCK_TIMEOUT_S)
+
+
 def current_uri() -> str:
     return settings().effective_tracking_uri
 
@@ -131,14 +148,21 @@ def backend(uri: str) -> Backend:
         reason = probe(uri)
         if reason:
             raise StoreError(f"MLflow store {redact(uri)} is unreachable: {reason}")
+        if urlsplit(uri).scheme in ("http", "https"):
+            for name, value in HTTP_LIMITS.items():
+                os.environ.setdefault(name, value)
         try:
             mlflow = gate.mlflow()
             from mlflow.tracing.client import TracingClient
 
             gate.quiet()
             mlflow.tracing.disable_notebook_display()  # our own tree replaces MLflow's iframe
-            client = TracingClient(uri)
-            client.store  # noqa: B018 - opens the store now (creates the sqlite tables on first use)
+            with _creation_lock(uri):
+                client = TracingClient(uri)  # opens the store now (creates the sqlite tables on first use)
+        except Timeout as exc:
+            raise StoreError(f"MLflow store {redact(uri)} cannot be opened: another process has held {exc.lock_file} "
+                             f"for {OPEN_LOCK_TIMEOUT_S:g} s while creating it; if none is running, delete that "
+                             "file") from exc
         except Exception as exc:
             raise StoreError(f"MLflow store {redact(uri)} cannot be opened: {redact(str(exc))[:300]}") from exc
         found = Backend(uri, client)
