@@ -8,6 +8,7 @@ requests, auth errors and missing keys go straight to the next fallback. Every f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import warnings
@@ -15,17 +16,30 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from workbench.config import settings
-from workbench.errors import BudgetExceeded, MissingKeyError, ProviderError, StreamInterrupted, WorkbenchError
+from workbench.errors import (
+    BudgetExceeded,
+    MissingKeyError,
+    ProviderError,
+    StoreError,
+    StreamInterrupted,
+    WorkbenchError,
+    WorkbenchWarning,
+)
 from workbench.gateway import first_call, hooks, models, prices, stores
 from workbench.gateway.calls import PreparedCall, prepare
-from workbench.gateway.ledger import LedgerRow
+from workbench.gateway.ledger import LedgerRow, Refusal
 from workbench.gateway.prices import format_usd
 from workbench.gateway.response import Attempt, Response
 from workbench.gateway.retry import backoff_s, classify
 from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm
 from workbench.secrets import redact
 
-__all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm"]
+__all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm", "CacheWarning"]
+
+
+class CacheWarning(WorkbenchWarning):
+    """The answer cache failed (full disk, damaged file, text sqlite cannot store): a read is a miss; an answer is returned and
+    billed all the same; only the next identical call misses."""
 
 T = TypeVar("T")
 
@@ -102,27 +116,33 @@ def _all_failed(call: PreparedCall, failures: list[Attempt], last_error: Excepti
     )
 
 
-def _finish(call: PreparedCall, record: hooks.CallRecord, response: Response | None, status: str) -> None:
-    """Ledger row and observers, for every outcome."""
+def _finish(call: PreparedCall, record: hooks.CallRecord, response: Response | None, status: str,
+            reservation: int | None = None, counted: tuple[int, int, float | None] | None = None) -> None:
+    """Ledger row and observers, for every outcome. `counted`: (prompt tokens, completion tokens, cost) of a call
+    stopped before it answered (what was counted so far, or the estimate); the row settles `reservation`."""
     first_call.ready()
     record.ended_at = time.time()
     record.response = response
     trace_id = hooks.notify(record) if hooks.has_observers() else None
     if response is not None:
         response.trace_id = trace_id or response.trace_id
+    prompt_tokens, completion_tokens, cost = counted or (0, 0, 0.0)
+    if response is not None:
+        prompt_tokens, completion_tokens, cost = response.prompt_tokens, response.completion_tokens, response.cost_usd
     stores.ledger().record(
         LedgerRow(
             model=call.model,
             model_used=response.model_used if response else None,
             status=status,
-            prompt_tokens=response.prompt_tokens if response else 0,
-            completion_tokens=response.completion_tokens if response else 0,
-            cost_usd=response.cost_usd if response else 0.0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
             latency_ms=response.latency_ms if response else (record.ended_at - record.started_at) * 1000,
             cache_hit=bool(response and response.cache_hit),
             failed_attempts=len(record.attempts),
             tags=call.tags,
             trace_id=trace_id,
+            reservation=reservation,
         )
     )
 
@@ -142,12 +162,19 @@ class _Flow:
         self.record = _new_record(call, stream=stream)
         self.failures: list[Attempt] = []
         self.position = 0
+        self.reservation: int | None = None  # the budget reservation the ledger row settles
+        self.estimate: tuple[int, int, float] = (0, 0, 0.0)  # prompt tokens, completion tokens, USD
+        self.finished = False
 
     def cached(self) -> Response | None:
         """The cached answer (free, never refused), or None; the caller finishes it with done()."""
         if not self.call.use_cache:
             return None
-        hit = stores.cache().get(self.call.key)
+        try:
+            hit = stores.cache().get(self.call.key)
+        except StoreError as exc:  # a disposable store: a damaged or locked cache is a miss
+            _warn_cache_once("read", exc)
+            return None
         if hit is None:
             return None
         return self.response(hit["text"], hit["model_used"], hit["prompt_tokens"], hit["completion_tokens"],
@@ -156,14 +183,30 @@ class _Flow:
     def send(self, attempt: Callable[[str | models.Route], T]) -> T:
         """Check the budget, then try the chain; a refusal or a failure is finished (ledger, observers) and raised."""
         try:
-            _check_budget(self.call)
+            self._reserve()
             self.position, value, self.failures = _run_chain(self.call, attempt)
         except WorkbenchError as exc:
             self.fail(exc, "refused" if isinstance(exc, BudgetExceeded) else "error",
                       attempts=list(getattr(exc, "attempts", [])))
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C while waiting: the provider may bill it, so the row counts it
+            self.stopped(exc, self.estimate)
+            raise
         self.record.attempts = self.failures
         return value
+
+    def _reserve(self) -> None:
+        """Reserve this call's estimated cost under every budget that applies, or raise BudgetExceeded. A call
+        under no budget reads the budgets table and nothing more (no write, no transaction)."""
+        ledger = stores.ledger()
+        budgets = ledger.budgets_for(self.call.tags)
+        if not budgets:
+            return
+        self.estimate = _estimate(self.call)
+        found = ledger.reserve(budgets, self.call.tags, self.estimate[2])
+        if isinstance(found, Refusal):
+            raise _refusal(found, self.estimate[2])
+        self.reservation = found
 
     def response(self, text: str, model_used: str, prompt_tokens: int, completion_tokens: int,
                  finish_reason: str | None, *, cache_hit: bool = False) -> Response:
@@ -186,63 +229,100 @@ class _Flow:
         )
 
     def answered(self, response: Response) -> Response:
-        """A fresh answer: cached (the primary model's only), then finished."""
+        """A fresh answer: cached (the primary model's only, and only a whole answer), then finished."""
         _store_in_cache(self.call, response, self.position)
         return self.done(response)
 
     def done(self, response: Response) -> Response:
-        _finish(self.call, self.record, response, "ok")
+        self.finished = True
+        _finish(self.call, self.record, response, "ok", self.reservation)
         return response
 
     def fail(self, error: BaseException, status: str, *, attempts: list[Attempt] | None = None) -> None:
+        self.finished = True
         self.record.error = error
         if attempts is not None:
             self.record.attempts = attempts
-        _finish(self.call, self.record, None, status)
+        _finish(self.call, self.record, None, status, self.reservation)
+
+    def stopped(self, error: BaseException, counted: tuple[int, int, float | None]) -> None:
+        """The reader or Ctrl-C stopped the call before its answer was whole: a "stopped" row with what was
+        counted (a stream's text so far; otherwise the estimate), settling the reservation."""
+        if self.finished:
+            return
+        self.finished = True
+        self.record.error = error
+        self.record.attempts = self.failures
+        _finish(self.call, self.record, None, "stopped", self.reservation, counted)
+
+
+# Finish reasons of an answer that is not a whole text answer to the question: never cached. "length" is cached:
+# it is the whole answer to the max_tokens asked for, and max_tokens is part of the key.
+_NOT_AN_ANSWER = {"tool_calls", "function_call", "content_filter"}
+_cache_warned: set[str] = set()
+
+
+def _warn_cache_once(what: str, exc: BaseException) -> None:
+    """One warning per kind of cache failure and process: a full disk must not warn on every call."""
+    kind = f"{what}:{type(exc).__name__}"
+    if kind in _cache_warned:
+        return
+    _cache_warned.add(kind)
+    doing = "reading the answer cache failed; answering without it" if what == "read" else \
+        "the answer was returned and billed but could not be cached"
+    warnings.warn(f"{doing} ({type(exc).__name__}: {redact(str(exc))[:200]}); later cache failures of this "
+                  f"kind are not reported; check the disk, or workbench.clear_cache()", CacheWarning,
+                  stacklevel=4)
+
+
+def cacheable(response: Response) -> bool:
+    """Only a whole text answer is cached: not an empty one, not tool calls, not one cut by a filter."""
+    return bool(response.text) and not response.tool_calls and response.finish_reason not in _NOT_AN_ANSWER
 
 
 def _store_in_cache(call: PreparedCall, response: Response, position: int) -> None:
     # Only the primary model's answers are cached under this call's key: a fallback's answer must
     # not stand in for the primary once it is back.
-    if not call.use_cache or position != 0:
+    if not call.use_cache or not call.key or position != 0 or not cacheable(response):
         return
-    stores.cache().set(
-        call.key,
-        {
-            "text": response.text, "model_used": response.model_used, "prompt_tokens": response.prompt_tokens,
-            "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
-        },
-        ttl_s=settings().cache_ttl_s,
-        model=response.model_used,
-    )
+    try:
+        stores.cache().set(
+            call.key,
+            {
+                "text": response.text, "model_used": response.model_used, "prompt_tokens": response.prompt_tokens,
+                "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
+            },
+            ttl_s=settings().cache_ttl_s,
+            model=response.model_used,
+        )
+    except (StoreError, ValueError) as exc:  # ValueError: UnicodeEncodeError of a lone surrogate in the answer
+        _warn_cache_once("write", exc)
 
 
-def _estimate_cost(call: PreparedCall) -> float:
+def _estimate(call: PreparedCall) -> tuple[int, int, float]:
+    """(prompt tokens, completion tokens, USD) this call may cost: prompt characters / 4, and max_tokens, or when
+    it is not set, the longest of the model's last answers in the ledger. A model with no price costs 0."""
     primary = call.primary
     model = next(iter(primary.weights)) if isinstance(primary, models.Route) else primary
+    prompt = sum(len(str(m.get("content") or "")) for m in call.messages) // 4 + 1
+    completion = call.params.get("max_tokens") or call.params.get("max_completion_tokens")
+    if not completion:
+        completion = stores.ledger().typical_completion_tokens(model)
     price = prices.price_of(model)
-    if price is None:
-        return 0.0
-    prompt_chars = sum(len(str(m.get("content") or "")) for m in call.messages)
-    completion = call.params.get("max_tokens") or call.params.get("max_completion_tokens") or 0
-    return price.cost(prompt_chars // 4 + 1, int(completion))
+    return prompt, int(completion), 0.0 if price is None else price.cost(prompt, int(completion))
 
 
-def _check_budget(call: PreparedCall) -> None:
-    ledger = stores.ledger()
-    for budget in ledger.budgets_for(call.tags):
-        spent = ledger.spent_usd(budget.tag, since=budget.since)
-        estimate = _estimate_cost(call)
-        if spent >= budget.usd or spent + estimate > budget.usd:
-            scope = "the global budget" if budget.tag is None else f"the budget for {budget.tag[0]}={budget.tag[1]}"
-            how = "set_budget(usd=...)" if budget.tag is None else f"set_budget(usd=..., tag={budget.tag!r})"
-            raise BudgetExceeded(
-                f"refused: {scope} is {format_usd(budget.usd)} and {format_usd(spent)} is spent "
-                f"(this call may cost {format_usd(estimate)}); "
-                f"raise it with workbench.{how} or call with cache hits only",
-                budget_usd=budget.usd,
-                spent_usd=spent,
-            )
+def _refusal(refusal: Refusal, estimate: float) -> BudgetExceeded:
+    budget, spent = refusal.budget, refusal.spent_usd
+    scope = "the global budget" if budget.tag is None else f"the budget for {budget.tag[0]}={budget.tag[1]}"
+    how = "set_budget(usd=...)" if budget.tag is None else f"set_budget(usd=..., tag={budget.tag!r})"
+    return BudgetExceeded(
+        f"refused: {scope} is {format_usd(budget.usd)} and {format_usd(spent)} is spent or reserved by calls in "
+        f"flight (this call may cost {format_usd(estimate)}); "
+        f"raise it with workbench.{how} or call with cache hits only",
+        budget_usd=budget.usd,
+        spent_usd=spent,
+    )
 
 
 # What a call accepts: a prompt, or chat messages ({"role": ..., "content": ...}); checked by prepare().
@@ -291,7 +371,20 @@ def complete(
     usage = getattr(result, "usage", None)
     response = flow.response(choice.message.content or "", model_used, int(getattr(usage, "prompt_tokens", 0) or 0),
                              int(getattr(usage, "completion_tokens", 0) or 0), getattr(choice, "finish_reason", None))
+    response.tool_calls = _tool_calls(choice.message)
     return flow.answered(response)
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]]:
+    """The tool (or legacy function) calls of an answer's message, as plain dicts in OpenAI's shape."""
+    found = []
+    for call in getattr(message, "tool_calls", None) or []:
+        found.append(call.model_dump() if hasattr(call, "model_dump") else dict(call))
+    function_call = getattr(message, "function_call", None)
+    if function_call:
+        dumped = function_call.model_dump() if hasattr(function_call, "model_dump") else dict(function_call)
+        found.append({"type": "function", "function": dumped})
+    return found
 
 
 async def acomplete(prompt_or_messages: Prompt, model: str | None = None, *, system: str | None = None,
@@ -339,8 +432,10 @@ class Stream:
         cached = flow.cached()
         if cached is not None:
             self.text = cached.text
-            yield cached.text
-            self.response = flow.done(cached)
+            try:
+                yield cached.text
+            finally:  # a hit is free, but still a call: its row is written even when the reader stops here
+                self.response = flow.done(cached)
             return
         iterator, first, model_used = flow.send(self._open)
         chunks = [] if first is None else [first]
@@ -350,6 +445,15 @@ class Stream:
             for chunk in iterator:
                 chunks.append(chunk)
                 yield from self._texts(chunk)
+        except (GeneratorExit, KeyboardInterrupt) as exc:  # `break` (then close()) or Ctrl-C: stopped, not lost
+            flow.stopped(exc if isinstance(exc, KeyboardInterrupt) else StreamInterrupted(
+                f"{model_used}: the reader stopped the stream after {len(self.text)} characters",
+                partial_text=self.text, attempts=flow.failures), self._counted(model_used))
+            close = getattr(iterator, "close", None)
+            if close is not None:  # release the provider's connection or generation thread
+                with contextlib.suppress(Exception):
+                    close()
+            raise
         except Exception as exc:
             kind = classify(exc)
             error = StreamInterrupted(
@@ -360,8 +464,22 @@ class Stream:
             )
             flow.fail(error, "interrupted")
             raise error from None
-        prompt_tokens, completion_tokens, finish = self._usage(chunks, model_used)
-        self.response = flow.answered(flow.response(self.text, model_used, prompt_tokens, completion_tokens, finish))
+        prompt_tokens, completion_tokens, finish, tool_calls = self._usage(chunks, model_used)
+        response = flow.response(self.text, model_used, prompt_tokens, completion_tokens, finish)
+        response.tool_calls = tool_calls
+        self.response = flow.answered(response)
+
+    def close(self) -> None:
+        """Stop reading: the call is recorded as stopped with the text so far (what `break` does, once the
+        Stream is dropped)."""
+        self._chunks.close()
+
+    def _counted(self, model_used: str) -> tuple[int, int, float | None]:
+        """(prompt tokens, completion tokens, cost) of a stopped stream: estimated from characters (4 a token),
+        never asked of a tokenizer on the way out of a Ctrl-C."""
+        prompt = sum(len(str(m.get("content") or "")) for m in self.call.messages) // 4 + 1
+        completion = (len(self.text) + 3) // 4
+        return prompt, completion, prices.cost_of(model_used, prompt, completion)
 
     def _texts(self, chunk: Any) -> Iterator[str]:
         choices = getattr(chunk, "choices", None) or []
@@ -370,18 +488,20 @@ class Stream:
             self.text += piece
             yield piece
 
-    def _usage(self, chunks: list[Any], model_used: str) -> tuple[int, int, str | None]:
-        """(prompt tokens, completion tokens, finish reason) of the whole stream."""
+    def _usage(self, chunks: list[Any], model_used: str) -> tuple[int, int, str | None, list[dict[str, Any]]]:
+        """(prompt tokens, completion tokens, finish reason, tool calls) of the whole stream."""
         litellm = quiet_litellm()
         try:
             with warnings.catch_warnings():  # litellm's pydantic types warn on first use; not for a cell
                 warnings.simplefilter("ignore")
                 whole = litellm.stream_chunk_builder(chunks, messages=self.call.messages)
             usage = whole.usage
-            return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), whole.choices[0].finish_reason
+            choice = whole.choices[0]
+            return (int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), choice.finish_reason,
+                    _tool_calls(choice.message))
         except Exception:  # usage is best effort for exotic providers: count it ourselves
             return (litellm.token_counter(model=model_used, messages=self.call.messages),
-                    litellm.token_counter(model=model_used, text=self.text), None)
+                    litellm.token_counter(model=model_used, text=self.text), None, [])
 
     def __repr__(self) -> str:
         state = "done" if self.response else "open"
