@@ -38,7 +38,8 @@ __all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm", "CacheW
 
 
 class CacheWarning(WorkbenchWarning):
-    """The answer cache failed (full disk, damaged file, text sqlite cannot store): a read is a miss; an answer is returned and
+    """The answer cache failed (full disk, damaged file, text sqlite cannot store): a read is a miss; an answer
+    is returned and
     billed all the same; only the next identical call misses."""
 
 T = TypeVar("T")
@@ -406,19 +407,49 @@ def stream(prompt_or_messages: Prompt, model: str | None = None, *, system: str 
 
 class Stream:
     """Text chunks of one streamed call. An error before the first chunk falls back to the next model;
-    a break after partial output raises StreamInterrupted and is never cached or counted as a success."""
+    a break after partial output raises StreamInterrupted and is never cached or counted as a success.
+    A stream the reader stops (`break`, then the iterator is dropped; close(); Ctrl-C) writes a "stopped" row."""
 
     def __init__(self, call: PreparedCall) -> None:
-        self.call = call
-        self.response: Response | None = None
-        self.text = ""
-        self._chunks = self._generate()
+        # The generator holds the body, never this object: `for c in stream(...): break` then drops the generator
+        # at once (no reference cycle waiting for the garbage collector), and its GeneratorExit writes the row.
+        self._body = _StreamBody(call)
+        self._chunks = self._body.generate()
+
+    @property
+    def call(self) -> PreparedCall:
+        return self._body.call
+
+    @property
+    def text(self) -> str:
+        return self._body.text
+
+    @property
+    def response(self) -> Response | None:
+        return self._body.response
 
     def __iter__(self) -> Iterator[str]:
         return self._chunks
 
     def __next__(self) -> str:
         return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading: the call is recorded as stopped with the text so far."""
+        self._chunks.close()
+
+    def __repr__(self) -> str:
+        state = "done" if self.response else "open"
+        return f"<Stream {self.call.model} {state}: {redact(self.text[:40])!r}>"
+
+
+class _StreamBody:
+    """A stream's call and what it has produced so far; the generator's whole state."""
+
+    def __init__(self, call: PreparedCall) -> None:
+        self.call = call
+        self.response: Response | None = None
+        self.text = ""
 
     def _open(self, target: str | models.Route) -> tuple[Any, Any, str]:
         result, model_used = _invoke(target, self.call, stream=True)
@@ -427,7 +458,7 @@ class Stream:
         hidden = getattr(result, "_hidden_params", None) or {}
         return iterator, first, hidden.get("model_id") or model_used
 
-    def _generate(self) -> Iterator[str]:
+    def generate(self) -> Iterator[str]:
         flow = _Flow(self.call, stream=True)
         cached = flow.cached()
         if cached is not None:
@@ -469,11 +500,6 @@ class Stream:
         response.tool_calls = tool_calls
         self.response = flow.answered(response)
 
-    def close(self) -> None:
-        """Stop reading: the call is recorded as stopped with the text so far (what `break` does, once the
-        Stream is dropped)."""
-        self._chunks.close()
-
     def _counted(self, model_used: str) -> tuple[int, int, float | None]:
         """(prompt tokens, completion tokens, cost) of a stopped stream: estimated from characters (4 a token),
         never asked of a tokenizer on the way out of a Ctrl-C."""
@@ -503,6 +529,3 @@ class Stream:
             return (litellm.token_counter(model=model_used, messages=self.call.messages),
                     litellm.token_counter(model=model_used, text=self.text), None, [])
 
-    def __repr__(self) -> str:
-        state = "done" if self.response else "open"
-        return f"<Stream {self.call.model} {state}: {redact(self.text[:40])!r}>"
