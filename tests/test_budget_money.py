@@ -135,7 +135,7 @@ def _last_row() -> dict:
 
 def test_a_stream_the_reader_breaks_writes_a_stopped_row_that_counts():
     words = " ".join(f"word{i}" for i in range(40))
-    for chunk in wb.stream(words, "fake/echo", cache=False):
+    for _chunk in wb.stream(words, "fake/echo", cache=False):
         break
     row = _last_row()
     assert row["status"] == "stopped" and row["prompt_tokens"] > 0 and row["completion_tokens"] > 0

@@ -169,7 +169,7 @@ class _Flow:
 
     def cached(self) -> Response | None:
         """The cached answer (free, never refused), or None; the caller finishes it with done()."""
-        if not self.call.use_cache:
+        if not self.call.use_cache or not self.call.key:  # no key: what cannot be keyed is not cached
             return None
         try:
             hit = stores.cache().get(self.call.key)

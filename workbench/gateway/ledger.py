@@ -130,7 +130,7 @@ def tag_value(column: str) -> str:
 
     json_each compares decoded keys, so a key is an opaque string: json_extract's path syntax would read the dot of
     'cost.center' as a path step (and SQLite 3.40 cannot escape a quote in a quoted path label)."""
-    return f"(SELECT value FROM json_each({column}) WHERE key = ?)"
+    return f"(SELECT value FROM json_each({column}) WHERE key = ?)"  # noqa: S608 - a column name of ours
 
 
 class Ledger:
@@ -342,9 +342,8 @@ class Ledger:
             f" FROM calls GROUP BY grp ORDER BY SUM(cost_usd) DESC, grp"
         )
         rows = self.store.execute(sql, params).fetchall()
-        columns = [by, "calls", "answered", "failed", "stopped", "refused", "cache_hits", "prompt_tokens", "completion_tokens",
-                   "cost_usd",
-                   "unpriced_calls"]
+        columns = [by, "calls", "answered", "failed", "stopped", "refused", "cache_hits", "prompt_tokens",
+                   "completion_tokens", "cost_usd", "unpriced_calls"]
         frame = pd.DataFrame(rows, columns=columns)
         frame["cost_usd"] = frame["cost_usd"].fillna(0.0)
         return frame.set_index(by)
