@@ -165,6 +165,12 @@ def test_ctrl_c_during_a_call_writes_a_stopped_row_with_the_estimate():
     assert (row["prompt_tokens"], row["completion_tokens"]) == (19, 20)
     assert row["cost_usd"] == pytest.approx((19 * 1 + 20 * 2) / 1e6)
     assert stores.ledger().reserved_usd() == 0
+    wb.set_budget(usd=None)  # under no budget, the row holds the prompt's estimate
+    fake.enqueue([KeyboardInterrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        wb.complete(PROMPT, "fake/script")
+    row = _last_row()
+    assert (row["status"], row["prompt_tokens"], row["cost_usd"]) == ("stopped", 19, pytest.approx(19 / 1e6))
 
 
 def test_an_answer_the_cache_cannot_store_is_returned_billed_and_warned_once(monkeypatch):

@@ -97,7 +97,8 @@ def test_what_cannot_be_keyed_is_not_cached():
 
 def test_tool_calls_are_returned_traced_and_never_cached(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-000")
-    tool_call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    tool_call = {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
     for _ in range(2):
         response = wb.complete("weather in Oslo?", "openai/gpt-4o-mini", mock_tool_calls=[tool_call],
                                tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}])

@@ -59,8 +59,9 @@ def _canonical(value: Any) -> Any:
         return {k: _canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
-    if isinstance(value, type) and callable(getattr(value, "model_json_schema", None)):  # a pydantic model class
-        return {"$schema": _canonical(value.model_json_schema())}
+    schema = getattr(value, "model_json_schema", None)
+    if isinstance(value, type) and callable(schema):  # a pydantic model class
+        return {"$schema": _canonical(schema())}
     if callable(getattr(value, "model_dump", None)) and not isinstance(value, type):  # a pydantic instance
         return {"$model": type(value).__name__, "value": _canonical(value.model_dump(mode="json"))}
     raise Unkeyable(f"{type(value).__name__} values")

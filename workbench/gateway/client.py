@@ -12,7 +12,7 @@ import contextlib
 import functools
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from workbench.config import settings
@@ -191,7 +191,7 @@ class _Flow:
                       attempts=list(getattr(exc, "attempts", [])))
             raise
         except KeyboardInterrupt as exc:  # Ctrl-C while waiting: the provider may bill it, so the row counts it
-            self.stopped(exc, self.estimate)
+            self.stopped(exc, self.estimate if self.reservation is not None else _estimate(self.call, history=False))
             raise
         self.record.attempts = self.failures
         return value
@@ -300,17 +300,19 @@ def _store_in_cache(call: PreparedCall, response: Response, position: int) -> No
         _warn_cache_once("write", exc)
 
 
-def _estimate(call: PreparedCall) -> tuple[int, int, float]:
+def _estimate(call: PreparedCall, *, history: bool = True) -> tuple[int, int, float]:
     """(prompt tokens, completion tokens, USD) this call may cost: prompt characters / 4, and max_tokens, or when
-    it is not set, the longest of the model's last answers in the ledger. A model with no price costs 0."""
+    it is not set, the longest of the model's last answers in the ledger (not asked with history=False: on the
+    way out of a Ctrl-C). A model with no price costs 0."""
     primary = call.primary
     model = next(iter(primary.weights)) if isinstance(primary, models.Route) else primary
     prompt = sum(len(str(m.get("content") or "")) for m in call.messages) // 4 + 1
     completion = call.params.get("max_tokens") or call.params.get("max_completion_tokens")
-    if not completion:
+    if not completion and history:
         completion = stores.ledger().typical_completion_tokens(model)
     price = prices.price_of(model)
-    return prompt, int(completion), 0.0 if price is None else price.cost(prompt, int(completion))
+    completion = int(completion or 0)
+    return prompt, completion, 0.0 if price is None else price.cost(prompt, completion)
 
 
 def _refusal(refusal: Refusal, estimate: float) -> BudgetExceeded:
@@ -458,7 +460,7 @@ class _StreamBody:
         hidden = getattr(result, "_hidden_params", None) or {}
         return iterator, first, hidden.get("model_id") or model_used
 
-    def generate(self) -> Iterator[str]:
+    def generate(self) -> Generator[str, None, None]:
         flow = _Flow(self.call, stream=True)
         cached = flow.cached()
         if cached is not None:
