@@ -269,6 +269,8 @@ class Ledger:
         self.store.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
 
     def reserved_usd(self) -> float:
+        """USD reserved by calls in flight (every process); queued rows settle theirs first."""
+        self.flush()
         return float(self.store.execute("SELECT COALESCE(SUM(usd), 0) FROM reservations").fetchone()[0])
 
     def typical_completion_tokens(self, model: str) -> int:
