@@ -56,6 +56,8 @@ def _client():
     ({"eval_data": "no-such-golden"}, "no-such-golden"), ({"scorers": ["exact_match"]}, "eval_data"),
     ({"eval_data": [{"input": "q", "expected": "a"}], "scorers": ["nope"]}, "unknown scorer 'nope'"),
     ({"eval_data": [{"input": "q", "expected": "a"}], "gate_metric": "nope"}, "gate_metric='nope'"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_test": "equivalence"}, "needs margin > 0"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_test": "better"}, "test='better'"),
 ])
 def test_bad_options_quote_the_value(kwargs, needle):
     call = {"data": ROWS, "name": "style", **kwargs}

@@ -23,6 +23,16 @@ EXPECTED = {
         "BudgetExceeded: refused: the budget for project=sandbox",
         "quickstart",  # spend by project
     ],
+    "03_golden_and_evals.ipynb": [
+        "PASS: exact_match delta +0.417",  # the regression gate, with its test and MDE
+        "MDE 0.457 at 80% power",
+        "paired rows detect a difference of 0.050",  # plan()
+        "non-inferior within margin 0.100",  # the cheaper bot
+        "not shown equivalent within +-0.100",
+        "of 3 metrics, Holm-corrected",
+        "within_row_sd",  # judge repeats: the judge's self-agreement
+        "logprobs: <Calibration local/smollm2 on 6 rows",  # no unreadable answer in logprobs mode
+    ],
     "05_finetune.ipynb": [
         "sft pirate-support: step 16/16",  # the live progress view's final state
         "PASS: house_style delta +1.000",  # re-evaluated on the golden set and gated

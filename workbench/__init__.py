@@ -85,6 +85,8 @@ _EXPORTS = {
     "compare": "workbench.evals.compare",
     "gate": "workbench.evals.compare",
     "GateResult": "workbench.evals.compare",
+    "plan": "workbench.evals.planning",
+    "Plan": "workbench.evals.planning",
     "calibrate": "workbench.evals.calibrate",
     "feedback": "workbench.signals.collect",
     "Adapter": "workbench.finetune.adapter",
@@ -124,6 +126,7 @@ if TYPE_CHECKING:
     from workbench.evals import scoring as scorers
     from workbench.evals.calibrate import calibrate
     from workbench.evals.compare import GateResult, compare, gate
+    from workbench.evals.planning import Plan, plan
     from workbench.evals.result import EvalResult
     from workbench.evals.runner import evaluate
     from workbench.finetune.adapter import Adapter

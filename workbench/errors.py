@@ -8,7 +8,8 @@ as a single red line without a traceback::
     ├── ModelError             a model string nothing can serve (unknown provider, unknown alias)
     ├── MissingKeyError        a provider needs an API key that is not set (names the variable)
     ├── ProviderError          the provider (and every fallback) failed; carries the attempts
-    │   └── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
+    │   ├── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
+    │   └── RateLimited        a 429 handed back to a caller that paces itself (carries Retry-After)
     ├── BudgetExceeded         the call would go over a budget; says the budget, spend, and how to raise it
     ├── StoreError             a local store (cache, ledger) cannot be opened or read
     ├── NotFoundError          a named thing (trace, prompt, run, adapter, dataset) does not exist; also a LookupError
@@ -32,6 +33,7 @@ __all__ = [
     "MissingKeyError",
     "ProviderError",
     "StreamInterrupted",
+    "RateLimited",
     "BudgetExceeded",
     "StoreError",
     "NotFoundError",
@@ -90,6 +92,15 @@ class StreamInterrupted(ProviderError):
     def __init__(self, message: str, *, partial_text: str = "", attempts: list[Attempt] | None = None) -> None:
         super().__init__(message, attempts=attempts)
         self.partial_text = partial_text
+
+
+class RateLimited(ProviderError):
+    """A 429 raised at once (no retry) for a caller that paces itself; `retry_after_s` as the provider asked."""
+
+    def __init__(self, message: str, *, attempts: list[Attempt] | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.retry_after_s = retry_after_s
 
 
 class BudgetExceeded(WorkbenchError):

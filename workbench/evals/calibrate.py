@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError, WorkbenchWarning
+from workbench.evals.repeats import check_repeats
 from workbench.evals.scoring import ScoreInput, ScorerSpec, as_scorer
 from workbench.evals.stats import spearman, weighted_kappa
 from workbench.gateway.models import validate_model
@@ -43,6 +44,7 @@ class Calibration:
     confusion: pd.DataFrame  # rows: human score, columns: judge score
     table: pd.DataFrame
     run_id: str | None
+    judge_mode: str = "parse"
 
     @property
     def rows(self) -> int:
@@ -112,9 +114,11 @@ def _frame(data: pd.DataFrame | str | Path | list[dict[str, object]]) -> pd.Data
 
 def calibrate(judge: str, data: pd.DataFrame | str | Path | list[dict[str, object]], *,
               scorer: ScorerSpec = "similarity", human: str | None = None,
-              concurrency: int = 4, experiment: str = "judge-calibration") -> Calibration:
+              concurrency: int = 4, experiment: str = "judge-calibration",
+              judge_mode: str = "parse") -> Calibration:
     """Score `data` (a DataFrame or CSV/JSONL with input, output, expected and a human score 1-5) with `judge`,
-    and measure agreement with the humans. Logged to MLflow as a run in `experiment`."""
+    and measure agreement with the humans. Logged to MLflow as a run in `experiment`. judge_mode="logprobs"
+    scores by the probability-weighted score tokens instead of parsing an answer (compare both)."""
     import numpy as np
     import pandas as pd
 
@@ -122,6 +126,7 @@ def calibrate(judge: str, data: pd.DataFrame | str | Path | list[dict[str, objec
         validate_model(judge)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
+    check_repeats(1, judge_mode)
     frame = _frame(data)
     column = _human_column(frame, human)
     for needed in ("input", "output"):
@@ -134,7 +139,7 @@ def calibrate(judge: str, data: pd.DataFrame | str | Path | list[dict[str, objec
     if humans.isna().all():
         raise ConfigError(f"column {column!r} holds no numbers: human scores must be 1-5")
     expected = frame["expected"] if "expected" in frame.columns else pd.Series([None] * len(frame))
-    items = [ScoreInput(str(i), str(o), None if e is None or e != e else str(e), judge)
+    items = [ScoreInput(str(i), str(o), None if e is None or e != e else str(e), judge, mode=judge_mode)
              for i, o, e in zip(frame["input"], frame["output"], expected, strict=True)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -150,7 +155,7 @@ def calibrate(judge: str, data: pd.DataFrame | str | Path | list[dict[str, objec
     result = Calibration(
         judge, chosen.name, len(both), spearman(humans, judged), weighted_kappa(humans, judged, labels=labels),
         float((both["human"].round() == both["judge"].round()).mean()) if len(both) else float("nan"),
-        int(failures), confusion, table, None)
+        int(failures), confusion, table, None, judge_mode)
     result.run_id = _log(result, experiment, time.perf_counter() - started)
     return result
 
@@ -165,6 +170,7 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         run_id = run.info.run_id
         client.log_param(run_id, "judge", result.judge)
         client.log_param(run_id, "scorer", result.scorer)
+        client.log_param(run_id, "judge_mode", result.judge_mode)
         for key, value in (("spearman", result.spearman), ("weighted_kappa", result.kappa),
                            ("exact_agreement", result.exact_agreement), ("n", result.n),
                            ("parse_failures", result.parse_failures), ("elapsed_s", elapsed_s)):

@@ -39,8 +39,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser, *, data_flag: bool) -> N
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--baseline", help="MLflow run id of the baseline evaluation")
     parser.add_argument("--gate", action="store_true", help="judge a regression (the command line exits 1 on FAIL)")
-    parser.add_argument("--metric", help="the gated scorer (default: the first scorer)")
+    parser.add_argument("--metric", action="append",
+                        help="the gated scorer (default: the first); repeat or comma-separate for several (Holm)")
     parser.add_argument("--min-delta", type=float, default=0.0, help="lowest allowed delta vs the baseline")
+    parser.add_argument("--test", choices=["superiority", "non_inferiority", "equivalence"], default="superiority",
+                        help="what the gate must show (default superiority: no worse than --min-delta)")
+    parser.add_argument("--margin", type=float, help="for non_inferiority / equivalence: the negligible difference")
+    parser.add_argument("--judge-repeats", type=int, default=1, help="judge each judged row this many times")
     parser.add_argument("--threshold", type=float, help="without --baseline: lowest allowed mean (interval low end)")
 
 
@@ -53,7 +58,8 @@ def evaluation(args: argparse.Namespace) -> EvalResult:
     scorers = [s for raw in args.scorers or [] for s in raw.split(",") if s] or None
     result: EvalResult = evaluate(args.data, models=args.models, scorers=scorers, judge=args.judge,
                                   prompt=args.prompt, concurrency=args.concurrency, name=args.name,
-                                  experiment=args.experiment, cache=not args.no_cache)
+                                  experiment=args.experiment, cache=not args.no_cache,
+                                  judge_repeats=args.judge_repeats)
     return result
 
 
@@ -68,10 +74,14 @@ class Verdict:
 
 def verdict(result: EvalResult, args: argparse.Namespace) -> Verdict:
     """The gate's verdict: paired against --baseline, else the interval's low end against --threshold."""
-    metric = args.metric or result.scorers[0]
-    if args.baseline:
-        found = gate(result, args.baseline, metric=metric, min_delta=args.min_delta)
+    metrics = [m for raw in args.metric or [] for m in raw.split(",") if m] or [result.scorers[0]]
+    metric = metrics[0]
+    if args.baseline:  # one line: PASS/FAIL, the test, margin, interval, rows, p, MDE (and the deciding metric)
+        found = gate(result, args.baseline, metric=metrics if len(metrics) > 1 else metric, min_delta=args.min_delta,
+                     test=args.test, margin=args.margin)
         return Verdict(found.passed, str(found))
+    if len(metrics) > 1:
+        raise ConfigError("--threshold gates one --metric; pass --baseline RUN_ID to gate several")
     row = result.summary[result.summary["scorer"] == metric]
     if row.empty:
         raise ConfigError(f"--metric {metric}: this evaluation has {', '.join(result.scorers)}")

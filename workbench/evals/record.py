@@ -152,10 +152,17 @@ class EvalRun:
         metrics: dict[str, float] = {"rows": float(len(result.table)), "parse_failures": float(result.parse_failures)}
         for row in result.summary.itertuples():
             prefix = (row.model,) if several else ()
-            for stat in ("mean", "ci_low", "ci_high", "n", "parse_failures"):
+            for stat in ("mean", "ci_low", "ci_high", "n", "parse_failures", "mde"):
                 value = float(getattr(row, stat))
                 if value == value:  # MLflow stores NaN, but the UI charts choke on it
                     metrics[metric_key(*prefix, row.scorer, stat)] = value
+        if result.judge_repeats > 1:  # the judge's self-agreement and noise, per judged scorer
+            for row in result.judge_noise.itertuples():
+                prefix = (row.model,) if several else ()
+                for stat, value in (("judge_agreement", row.agreement), ("judge_within_row_sd", row.within_row_sd),
+                                    ("judge_noise_on_mean", row.noise_on_mean)):
+                    if value == value:
+                        metrics[metric_key(*prefix, row.scorer, stat)] = float(value)
         table = result.table
         for model in result.models:
             part = table[table["model"] == model]

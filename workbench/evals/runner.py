@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import string
 import threading
@@ -24,8 +25,10 @@ from workbench import config
 from workbench.datasets.golden import GoldenDataset, resolve_data
 from workbench.datasets.rows import GoldenRow, input_text, row_key
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals.concurrency import AdaptiveLimit, Stopped, limited, use_limit
 from workbench.evals.progress import Progress, rows_view
 from workbench.evals.record import EvalRun
+from workbench.evals.repeats import check_repeats, score_repeated
 from workbench.evals.result import EvalResult
 from workbench.evals.scoring import Score, ScoreInput, Scorer, ScorerSpec, as_scorer
 from workbench.gateway import client
@@ -56,6 +59,8 @@ class _Plan:
     cache: bool
     params: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
+    judge_repeats: int = 1
+    judge_mode: str = "parse"
 
 
 def _models(model: str | None, models: Any) -> list[str]:
@@ -158,9 +163,12 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         record: dict[str, Any] = {"row": index, "row_key": key, "row_id": row.row_id, "input": text,
                                   "expected": row.expected, "model": model}
         try:
-            response = client.complete(payload, model, cache=plan.cache, tags=plan.tags, **plan.params)
+            response = limited(functools.partial(client.complete, payload, model, cache=plan.cache, tags=plan.tags,
+                                                 **plan.params))
             record.update(output=response.text, error=None, latency_ms=response.latency_ms,
                           cost_usd=response.cost_usd or 0.0, cache_hit=response.cache_hit, trace_id=response.trace_id)
+        except Stopped:  # stopped while waiting on a rate limit: the row is dropped
+            return None
         except WorkbenchError as exc:  # a failed row is recorded, never stops the run
             record.update(output=None, error=f"{type(exc).__name__}: {exc}"[:1000], latency_ms=NAN, cost_usd=0.0,
                           cache_hit=False, trace_id=None)
@@ -171,10 +179,11 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         _score_all(plan, scorer, records, text, row, key)
     for record in records:
         record["judge_cost_usd"] = sum(record.pop(f"_{s.name}_cost", 0.0) for s in plan.scorers)
-    return records
+    return None if stop.is_set() else records  # a judge may have been cut short by the stop
 
 
-def _put(record: dict[str, Any], scorer: Scorer, score: Score) -> None:
+def _put(record: dict[str, Any], scorer: Scorer, score: Score, extras: dict[str, Any] | None = None) -> None:
+    record.update(extras or {})
     record[scorer.name] = score.value
     record[f"{scorer.name}_rationale"] = score.rationale
     record[f"{scorer.name}_failed"] = score.failed
@@ -187,16 +196,19 @@ def _put(record: dict[str, Any], scorer: Scorer, score: Score) -> None:
 def _score_all(plan: _Plan, scorer: Scorer, records: list[dict[str, Any]], text: str, row: GoldenRow,
                key: str) -> None:
     def item(record: dict[str, Any], other: str | None = None, label: str = "expected answer") -> ScoreInput:
-        return ScoreInput(text, record["output"], row.expected, plan.judge, key, other, label)
+        return ScoreInput(text, record["output"], row.expected, plan.judge, key, other, label, mode=plan.judge_mode)
+
+    def judged(one: ScoreInput) -> tuple[Score, dict[str, Any]]:
+        return score_repeated(scorer, one, plan.judge_repeats)
 
     missing = Score(NAN, rationale="no output: the call failed")
     if scorer.kind != "pairwise":
         for record in records:
-            _put(record, scorer, missing if record["output"] is None else scorer.score(item(record)))
+            _put(record, scorer, *((missing, {}) if record["output"] is None else judged(item(record))))
         return
     if len(records) == 1:  # one model: compared with the expected answer
         record = records[0]
-        _put(record, scorer, missing if record["output"] is None else scorer.score(item(record, row.expected)))
+        _put(record, scorer, *((missing, {}) if record["output"] is None else judged(item(record, row.expected))))
         return
     first, others = records[0], records[1:]
     complements = []
@@ -204,8 +216,8 @@ def _score_all(plan: _Plan, scorer: Scorer, records: list[dict[str, Any]], text:
         if record["output"] is None or first["output"] is None:
             _put(record, scorer, missing)
             continue
-        score = scorer.score(item(record, first["output"], f"answer of {first['model']}"))
-        _put(record, scorer, score)
+        score, extras = judged(item(record, first["output"], f"answer of {first['model']}"))
+        _put(record, scorer, score, extras)
         if not math.isnan(score.value):
             complements.append(1.0 - score.value)
     value = sum(complements) / len(complements) if complements else NAN
@@ -222,6 +234,7 @@ class _Execution:
         self.done: dict[int, list[dict[str, Any]]] = {}
         self.show = progress
         self.interrupted = False
+        self.limit = AdaptiveLimit(concurrency)  # AIMD on 429s: the workers share it
 
     def _collect(self, future: Future) -> None:
         records = future.result()
@@ -236,6 +249,7 @@ class _Execution:
         progress.update(0, force=True)
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="workbench-eval")
         pending: set[Future] = set()
+        token = use_limit(self.limit, self.stop)  # each worker's copied context carries it
         try:
             for index in range(len(self.plan.rows)):  # a context copy each: a Context runs in one thread at a time
                 pending.add(executor.submit(contextvars.copy_context().run, _row_task, self.plan, index, self.stop))
@@ -243,7 +257,7 @@ class _Execution:
                 finished, pending = wait(pending, timeout=_WAIT_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._collect(future)
-                progress.update(len(self.done), self.failed())
+                progress.update(len(self.done), self.failed(), state=self.limit.describe())
                 if self.cancel is not None and self.cancel.is_set():
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -254,8 +268,12 @@ class _Execution:
                     self._collect(future)
                 future.cancel()
         finally:
+            token.var.reset(token)
             executor.shutdown(wait=not self.interrupted, cancel_futures=True)
         state = " · interrupted: rows scored so far kept" if self.interrupted else " · done"
+        if self.limit.refusals:
+            state += (f" · concurrency {self.limit.maximum} -> {self.limit.lowest} at the lowest, "
+                      f"{self.limit.refusals} calls rate-limited and made again")
         progress.close(len(self.done), self.failed(), state)
         return [record for index in sorted(self.done) for record in self.done[index]]
 
@@ -269,6 +287,8 @@ def _table(plan: _Plan, records: list[dict[str, Any]]) -> Any:
         columns += [scorer.name, f"{scorer.name}_rationale", f"{scorer.name}_failed"]
         if scorer.kind != "deterministic":
             columns += [f"{scorer.name}_raw", f"{scorer.name}_trace_id"]
+            if plan.judge_repeats > 1:
+                columns += [f"{scorer.name}_repeats", f"{scorer.name}_sd", f"{scorer.name}_k"]
     columns.append("judge_cost_usd")
     frame = pd.DataFrame(records, columns=columns)
     for scorer in plan.scorers:
@@ -304,7 +324,8 @@ def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence
              prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
              judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
              cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
-             wait: Literal[True] = True, _cancel: threading.Event | None = None) -> EvalResult: ...
+             wait: Literal[True] = True, judge_repeats: int = 1, judge_mode: str = "parse",
+             _cancel: threading.Event | None = None) -> EvalResult: ...
 
 
 @overload
@@ -312,14 +333,16 @@ def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence
              prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
              judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
              cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
-             wait: Literal[False], _cancel: threading.Event | None = None) -> EvalHandle: ...
+             wait: Literal[False], judge_repeats: int = 1, judge_mode: str = "parse",
+             _cancel: threading.Event | None = None) -> EvalHandle: ...
 
 
 def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
              prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
              judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
              cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
-             wait: bool = True, _cancel: threading.Event | None = None) -> EvalResult | EvalHandle:
+             wait: bool = True, judge_repeats: int = 1, judge_mode: str = "parse",
+             _cancel: threading.Event | None = None) -> EvalResult | EvalHandle:
     """Run `model` (or each of `models`) on every row of `data`, score the answers, record an MLflow run.
 
     data: a GoldenDataset, a golden dataset's name, a DataFrame with `input`/`expected`, or a CSV/JSONL path.
@@ -328,10 +351,14 @@ def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence
     pairwise(...), or functions (input, output, expected) -> score; default exact_match and token_f1 (plus
     similarity when a judge is given). judge: the judge model (default: configure(judge_model=...)).
     params: model parameters (temperature, max_tokens...). wait=False returns an EvalHandle at once.
+    judge_repeats: judge each judged row k times (sampled, seeds 0..k-1, each cached) and score the mean; the
+    summary's `judge_noise` shows the judge's self-agreement. judge_mode: "parse" the judge's answer, or
+    "logprobs": the probability-weighted mean of the score tokens (providers that return logprobs).
     Returns an EvalResult; after Ctrl-C, the rows scored so far (`.interrupted` is True).
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
+    check_repeats(judge_repeats, judge_mode)
     for label, value in (("name", name), ("experiment", experiment)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"{label}={value!r:.60} must be a non-empty string (or None), e.g. {label}='baseline'")
@@ -340,10 +367,13 @@ def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence
         return EvalHandle(lambda cancel: evaluate(data, model, models=models, prompt=prompt, scorers=scorers,
                                                   judge=judge, concurrency=concurrency, name=name,
                                                   experiment=experiment,
-                                                  cache=cache, params=params, progress=False, _cancel=cancel))
+                                                  cache=cache, params=params, progress=False,
+                                                  judge_repeats=judge_repeats, judge_mode=judge_mode,
+                                                  _cancel=cancel))
     dataset_name = getattr(data, "name", None) or (data if isinstance(data, str) else "dataset")
     plan = _plan(data, model, models, prompt, scorers, judge, cache, params,
                  plan_name or f"{dataset_name}")
+    plan.judge_repeats, plan.judge_mode = judge_repeats, judge_mode
     return _run(plan, concurrency, name, experiment, progress, _cancel)
 
 
@@ -362,6 +392,7 @@ def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None
         "prompt_name": getattr(plan.template, "name", None), "prompt_version": getattr(plan.template, "version", None),
         "judge": judge, "scorers": ", ".join(s.name for s in plan.scorers), "concurrency": concurrency,
         "cache": plan.cache, **{f"param.{k}": v for k, v in plan.params.items()},
+        **({"judge_repeats": plan.judge_repeats, "judge_mode": plan.judge_mode} if uses_judge else {}),
     })
     ref = run.start()
     started = time.perf_counter()
@@ -379,7 +410,9 @@ def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None
                         run_id=ref.run_id if ref else None, interrupted=execution.interrupted,
                         elapsed_s=time.perf_counter() - started, judge=judge, prompt=template,
                         dataset_version=version.version if version else None,
-                        scales={s.name: (s.low, s.high) for s in plan.scorers})
+                        scales={s.name: (s.low, s.high) for s in plan.scorers},
+                        judge_repeats=plan.judge_repeats if uses_judge else 1,
+                        judge_mode=plan.judge_mode if uses_judge else "parse")
     run.finish(result, dataset, plan.rows, version.mlflow_dataset_id if version else None,
                "KILLED" if execution.interrupted else "FINISHED")
     return result

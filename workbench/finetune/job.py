@@ -45,8 +45,10 @@ class EvalPlan:
     """Re-evaluation after training: base and adapter on a golden set, then the gate."""
 
     def __init__(self, data: Any, scorers: Any, metric: str | None, min_delta: float, prompt: Any,
-                 params: dict[str, Any] | None = None) -> None:
+                 params: dict[str, Any] | None = None, *, test: str = "superiority",
+                 margin: float | None = None) -> None:
         self.data, self.scorers, self.metric, self.min_delta, self.prompt = data, scorers, metric, min_delta, prompt
+        self.test, self.margin = test, margin  # the gate's test (workbench.gate): passed through
         self.params = params if params is not None else {"max_tokens": 64}
 
 
@@ -290,7 +292,8 @@ class FineTuneJob:
                 adapter.adapter_eval = evaluate(plan.data, adapter.model, name=f"{adapter.name}: adapter", **common)
             scorers = adapter.adapter_eval.scorers
             metric = plan.metric or ("token_f1" if "token_f1" in scorers else scorers[0])
-            adapter.gate = gate(adapter.adapter_eval, adapter.base_eval, metric=metric, min_delta=plan.min_delta)
+            adapter.gate = gate(adapter.adapter_eval, adapter.base_eval, metric=metric, min_delta=plan.min_delta,
+                                test=plan.test, margin=plan.margin)
         except BaseException as exc:
             self.record.tags({"workbench.error": f"re-evaluation: {exc}"[:1000]})
             self.record.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -304,6 +307,7 @@ class FineTuneJob:
                               str(plan.prompt.version)} if hasattr(plan.prompt, "version") else {})})
         for key, value in {"gate_passed": float(verdict.passed), "gate_delta": verdict.delta,
                            "gate_ci_low": verdict.ci_low, "gate_ci_high": verdict.ci_high,
+                           "gate_p": verdict.p_adjusted, "gate_mde": verdict.mde,
                            f"eval_base_{verdict.metric}": verdict.mean_baseline,
                            f"eval_adapter_{verdict.metric}": verdict.mean_candidate}.items():
             if value == value:  # NaN when nothing was scored

@@ -25,11 +25,11 @@ from workbench.errors import (
     WorkbenchError,
     WorkbenchWarning,
 )
-from workbench.gateway import first_call, hooks, models, prices, stores
+from workbench.gateway import first_call, hooks, models, prices, ratelimit, stores
 from workbench.gateway.calls import PreparedCall, prepare
 from workbench.gateway.ledger import LedgerRow, Refusal
 from workbench.gateway.prices import format_usd
-from workbench.gateway.response import Attempt, Response
+from workbench.gateway.response import Attempt, Response, plain_logprobs
 from workbench.gateway.retry import backoff_s, classify
 from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm
 from workbench.secrets import redact
@@ -95,9 +95,14 @@ def _run_chain(call: PreparedCall, attempt: Callable[[str | models.Route], T]) -
                 Attempt(name, kind.error_type, kind.message, (time.perf_counter() - clock) * 1000, kind.retryable,
                         started)
             )
+            hint = None
+            if kind.retryable and ratelimit.is_rate_limit(last_error):
+                if ratelimit.deferred():  # the caller paces itself: no retry here, no fallback
+                    raise ratelimit.handed_back(name, failures, last_error)
+                hint = ratelimit.retry_after_s(last_error)
             if not kind.retryable or retry == config.max_retries:
                 break
-            time.sleep(backoff_s(retry, config.retry_backoff_s))
+            time.sleep(max(backoff_s(retry, config.retry_backoff_s), hint or 0.0))  # Retry-After, when given
     raise _all_failed(call, failures, last_error)
 
 
@@ -178,8 +183,10 @@ class _Flow:
             return None
         if hit is None:
             return None
-        return self.response(hit["text"], hit["model_used"], hit["prompt_tokens"], hit["completion_tokens"],
-                             hit.get("finish_reason"), cache_hit=True)
+        response = self.response(hit["text"], hit["model_used"], hit["prompt_tokens"], hit["completion_tokens"],
+                                 hit.get("finish_reason"), cache_hit=True)
+        response.logprobs = hit.get("logprobs")
+        return response
 
     def send(self, attempt: Callable[[str | models.Route], T]) -> T:
         """Check the budget, then try the chain; a refusal or a failure is finished (ledger, observers) and raised."""
@@ -292,6 +299,7 @@ def _store_in_cache(call: PreparedCall, response: Response, position: int) -> No
             {
                 "text": response.text, "model_used": response.model_used, "prompt_tokens": response.prompt_tokens,
                 "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
+                "logprobs": response.logprobs,  # asked for (logprobs=True is in the key): part of the answer
             },
             ttl_s=settings().cache_ttl_s,
             model=response.model_used,
@@ -375,6 +383,7 @@ def complete(
     response = flow.response(choice.message.content or "", model_used, int(getattr(usage, "prompt_tokens", 0) or 0),
                              int(getattr(usage, "completion_tokens", 0) or 0), getattr(choice, "finish_reason", None))
     response.tool_calls = _tool_calls(choice.message)
+    response.logprobs = plain_logprobs(choice)
     return flow.answered(response)
 
 

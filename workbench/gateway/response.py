@@ -8,7 +8,7 @@ from typing import Any
 
 from workbench.errors import Attempt  # defined with the errors that carry it (ProviderError.attempts)
 
-__all__ = ["Response", "Attempt"]
+__all__ = ["Response", "Attempt", "plain_logprobs"]
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Response:
     # the tool calls the model asked for (OpenAI's shape: id, type, function {name, arguments}); text is then
     # often empty, and such an answer is never cached
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] | None = field(default=None, repr=False)  # with logprobs=True: per token
 
     @property
     def total_tokens(self) -> int:
@@ -44,3 +45,24 @@ class Response:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def plain_logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """A choice's token logprobs as plain dicts (token, logprob, top_logprobs), whatever litellm wrapped them in."""
+    found = getattr(choice, "logprobs", None)
+    if found is None:
+        return None
+    content = found.get("content") if isinstance(found, dict) else getattr(found, "content", None)
+    if not content:
+        return None
+
+    def plain(item: Any) -> dict[str, Any]:
+        return item if isinstance(item, dict) else (item.model_dump() if hasattr(item, "model_dump") else dict(item))
+
+    tokens = []
+    for item in content:
+        entry = plain(item)
+        tokens.append({"token": entry.get("token"), "logprob": entry.get("logprob"),
+                       "top_logprobs": [{"token": plain(t).get("token"), "logprob": plain(t).get("logprob")}
+                                        for t in entry.get("top_logprobs") or []]})
+    return tokens

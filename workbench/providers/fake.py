@@ -6,6 +6,8 @@
     fake/slow?ms=200               echoes after a delay
     fake/script                    replies from a queue filled by enqueue([...]) (an Exception entry is raised)
     fake/cut?after=3               streams `after` words of the echo, then breaks the connection
+    fake/ratelimit?rpm=600[&burst=10]  echoes within a budget of `rpm` calls a minute (a token bucket holding
+                                   `burst`, default one second's worth); past it, 429 with Retry-After
 
 Token counts are whitespace tokens; prices are 1 USD per million input and 2 per million output tokens,
 so cost tracking shows. Registered with litellm as the custom provider `fake`.
@@ -22,9 +24,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from workbench.providers import fake_ratelimit
+
 __all__ = ["make_provider", "enqueue", "clear_queue", "injected_failures", "reset", "MODELS", "count_tokens"]
 
-MODELS = ("echo", "fail", "flaky", "slow", "script", "cut")
+MODELS = ("echo", "fail", "flaky", "slow", "script", "cut", "ratelimit")
 INPUT_USD_PER_1M = 1.0
 OUTPUT_USD_PER_1M = 2.0
 
@@ -60,6 +64,7 @@ def reset() -> None:
         _queue.clear()
         _rngs.clear()
         _injected.clear()
+    fake_ratelimit.reset_buckets()
 
 
 def count_tokens(text: str) -> int:
@@ -149,6 +154,8 @@ class _Plan:
                 self.reply = str(item)
         elif name == "cut":
             self.cut_after = int(_number(params, "after", 3, model))
+        elif name == "ratelimit":
+            self.failure = fake_ratelimit.admit(model, _number(params, "rpm", 60, model), params.get("burst"), echo)
 
     @property
     def completion_tokens(self) -> int:

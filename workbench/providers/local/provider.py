@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.providers.local import generate as local_generate
+from workbench.providers.local import logprobs
 from workbench.providers.local.adapters import model_for
 from workbench.providers.local.generate import Generation, GenerationSettings
 
@@ -99,6 +100,15 @@ def make_provider() -> Any:
     class LocalProvider(_custom_llm_base()):  # type: ignore[misc]
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             loaded, settings = _prepare(model, kwargs)
+            try:
+                top = logprobs.wanted(dict(kwargs.get("optional_params") or {}))
+            except WorkbenchError as exc:
+                raise _bad_request(model, exc) from exc
+            if top is not None:  # logprobs=True: the same generation, with the token log-probabilities
+                result, tokens = logprobs.generate_with_logprobs(loaded, messages, settings, top)
+                response = _fill(kwargs["model_response"], model, result)
+                response.choices[0].logprobs = tokens
+                return response
             return _fill(kwargs["model_response"], model, local_generate.generate(loaded, messages, settings))
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
