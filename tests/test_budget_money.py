@@ -176,9 +176,9 @@ def test_ctrl_c_during_a_call_writes_a_stopped_row_with_the_estimate():
 def test_an_answer_the_cache_cannot_store_is_returned_billed_and_warned_once(monkeypatch):
     from workbench.errors import StoreError, WorkbenchWarning
     from workbench.gateway import cache as cache_module
-    from workbench.gateway import client
+    from workbench.gateway import caching, client
 
-    monkeypatch.setattr(client, "_cache_warned", set(), raising=False)
+    monkeypatch.setattr(caching, "_cache_warned", set())  # one warning per kind and process: start afresh
     fake.enqueue(["a lone surrogate \ud800 in the answer", "again \udfff here"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -23,12 +23,10 @@ from workbench.errors import (
     StoreError,
     StreamInterrupted,
     WorkbenchError,
-    WorkbenchWarning,
 )
-from workbench.gateway import first_call, hooks, models, prices, ratelimit, stores
+from workbench.gateway import budget, caching, first_call, hooks, models, prices, ratelimit, stores
 from workbench.gateway.calls import PreparedCall, prepare
-from workbench.gateway.ledger import LedgerRow, Refusal
-from workbench.gateway.prices import format_usd
+from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.response import Attempt, Response, plain_logprobs
 from workbench.gateway.retry import backoff_s, classify
 from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm
@@ -36,12 +34,7 @@ from workbench.secrets import redact
 
 __all__ = ["complete", "acomplete", "stream", "Stream", "quiet_litellm", "CacheWarning"]
 
-
-class CacheWarning(WorkbenchWarning):
-    """The answer cache failed (full disk, damaged file, text sqlite cannot store): a read is a miss; an answer
-    is returned and
-    billed all the same; only the next identical call misses."""
-
+CacheWarning = caching.CacheWarning  # where a user looks for the gateway's warnings
 T = TypeVar("T")
 
 
@@ -179,7 +172,7 @@ class _Flow:
         try:
             hit = stores.cache().get(self.call.key)
         except StoreError as exc:  # a disposable store: a damaged or locked cache is a miss
-            _warn_cache_once("read", exc)
+            caching.warn_cache_once("read", exc)
             return None
         if hit is None:
             return None
@@ -198,23 +191,15 @@ class _Flow:
                       attempts=list(getattr(exc, "attempts", [])))
             raise
         except KeyboardInterrupt as exc:  # Ctrl-C while waiting: the provider may bill it, so the row counts it
-            self.stopped(exc, self.estimate if self.reservation is not None else _estimate(self.call, history=False))
+            counted = self.estimate if self.reservation is not None else budget.estimate(self.call, history=False)
+            self.stopped(exc, counted)
             raise
         self.record.attempts = self.failures
         return value
 
     def _reserve(self) -> None:
-        """Reserve this call's estimated cost under every budget that applies, or raise BudgetExceeded. A call
-        under no budget reads the budgets table and nothing more (no write, no transaction)."""
-        ledger = stores.ledger()
-        budgets = ledger.budgets_for(self.call.tags)
-        if not budgets:
-            return
-        self.estimate = _estimate(self.call)
-        found = ledger.reserve(budgets, self.call.tags, self.estimate[2])
-        if isinstance(found, Refusal):
-            raise _refusal(found, self.estimate[2])
-        self.reservation = found
+        """Reserve this call's estimated cost under every budget that applies, or raise BudgetExceeded."""
+        self.reservation, self.estimate = budget.reserve(self.call)
 
     def response(self, text: str, model_used: str, prompt_tokens: int, completion_tokens: int,
                  finish_reason: str | None, *, cache_hit: bool = False) -> Response:
@@ -238,7 +223,7 @@ class _Flow:
 
     def answered(self, response: Response) -> Response:
         """A fresh answer: cached (the primary model's only, and only a whole answer), then finished."""
-        _store_in_cache(self.call, response, self.position)
+        caching.store_answer(self.call, response, self.position)
         return self.done(response)
 
     def done(self, response: Response) -> Response:
@@ -262,78 +247,6 @@ class _Flow:
         self.record.error = error
         self.record.attempts = self.failures
         _finish(self.call, self.record, None, "stopped", self.reservation, counted)
-
-
-# Finish reasons of an answer that is not a whole text answer to the question: never cached. "length" is cached:
-# it is the whole answer to the max_tokens asked for, and max_tokens is part of the key.
-_NOT_AN_ANSWER = {"tool_calls", "function_call", "content_filter"}
-_cache_warned: set[str] = set()
-
-
-def _warn_cache_once(what: str, exc: BaseException) -> None:
-    """One warning per kind of cache failure and process: a full disk must not warn on every call."""
-    kind = f"{what}:{type(exc).__name__}"
-    if kind in _cache_warned:
-        return
-    _cache_warned.add(kind)
-    doing = "reading the answer cache failed; answering without it" if what == "read" else \
-        "the answer was returned and billed but could not be cached"
-    warnings.warn(f"{doing} ({type(exc).__name__}: {redact(str(exc))[:200]}); later cache failures of this "
-                  f"kind are not reported; check the disk, or workbench.clear_cache()", CacheWarning,
-                  stacklevel=4)
-
-
-def cacheable(response: Response) -> bool:
-    """Only a whole text answer is cached: not an empty one, not tool calls, not one cut by a filter."""
-    return bool(response.text) and not response.tool_calls and response.finish_reason not in _NOT_AN_ANSWER
-
-
-def _store_in_cache(call: PreparedCall, response: Response, position: int) -> None:
-    # Only the primary model's answers are cached under this call's key: a fallback's answer must
-    # not stand in for the primary once it is back.
-    if not call.use_cache or not call.key or position != 0 or not cacheable(response):
-        return
-    try:
-        stores.cache().set(
-            call.key,
-            {
-                "text": response.text, "model_used": response.model_used, "prompt_tokens": response.prompt_tokens,
-                "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
-                "logprobs": response.logprobs,  # asked for (logprobs=True is in the key): part of the answer
-            },
-            ttl_s=settings().cache_ttl_s,
-            model=response.model_used,
-        )
-    except (StoreError, ValueError) as exc:  # ValueError: UnicodeEncodeError of a lone surrogate in the answer
-        _warn_cache_once("write", exc)
-
-
-def _estimate(call: PreparedCall, *, history: bool = True) -> tuple[int, int, float]:
-    """(prompt tokens, completion tokens, USD) this call may cost: prompt characters / 4, and max_tokens, or when
-    it is not set, the longest of the model's last answers in the ledger (not asked with history=False: on the
-    way out of a Ctrl-C). A model with no price costs 0."""
-    primary = call.primary
-    model = next(iter(primary.weights)) if isinstance(primary, models.Route) else primary
-    prompt = sum(len(str(m.get("content") or "")) for m in call.messages) // 4 + 1
-    completion = call.params.get("max_tokens") or call.params.get("max_completion_tokens")
-    if not completion and history:
-        completion = stores.ledger().typical_completion_tokens(model)
-    price = prices.price_of(model)
-    completion = int(completion or 0)
-    return prompt, completion, 0.0 if price is None else price.cost(prompt, completion)
-
-
-def _refusal(refusal: Refusal, estimate: float) -> BudgetExceeded:
-    budget, spent = refusal.budget, refusal.spent_usd
-    scope = "the global budget" if budget.tag is None else f"the budget for {budget.tag[0]}={budget.tag[1]}"
-    how = "set_budget(usd=...)" if budget.tag is None else f"set_budget(usd=..., tag={budget.tag!r})"
-    return BudgetExceeded(
-        f"refused: {scope} is {format_usd(budget.usd)} and {format_usd(spent)} is spent or reserved by calls in "
-        f"flight (this call may cost {format_usd(estimate)}); "
-        f"raise it with workbench.{how} or call with cache hits only",
-        budget_usd=budget.usd,
-        spent_usd=spent,
-    )
 
 
 # What a call accepts: a prompt, or chat messages ({"role": ..., "content": ...}); checked by prepare().
@@ -382,21 +295,9 @@ def complete(
     usage = getattr(result, "usage", None)
     response = flow.response(choice.message.content or "", model_used, int(getattr(usage, "prompt_tokens", 0) or 0),
                              int(getattr(usage, "completion_tokens", 0) or 0), getattr(choice, "finish_reason", None))
-    response.tool_calls = _tool_calls(choice.message)
+    response.tool_calls = caching.tool_calls_of(choice.message)
     response.logprobs = plain_logprobs(choice)
     return flow.answered(response)
-
-
-def _tool_calls(message: Any) -> list[dict[str, Any]]:
-    """The tool (or legacy function) calls of an answer's message, as plain dicts in OpenAI's shape."""
-    found = []
-    for call in getattr(message, "tool_calls", None) or []:
-        found.append(call.model_dump() if hasattr(call, "model_dump") else dict(call))
-    function_call = getattr(message, "function_call", None)
-    if function_call:
-        dumped = function_call.model_dump() if hasattr(function_call, "model_dump") else dict(function_call)
-        found.append({"type": "function", "function": dumped})
-    return found
 
 
 async def acomplete(prompt_or_messages: Prompt, model: str | None = None, *, system: str | None = None,
@@ -535,7 +436,7 @@ class _StreamBody:
             usage = whole.usage
             choice = whole.choices[0]
             return (int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), choice.finish_reason,
-                    _tool_calls(choice.message))
+                    caching.tool_calls_of(choice.message))
         except Exception:  # usage is best effort for exotic providers: count it ourselves
             return (litellm.token_counter(model=model_used, messages=self.call.messages),
                     litellm.token_counter(model=model_used, text=self.text), None, [])
