@@ -16,11 +16,12 @@ import queue
 import sqlite3
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError, StoreError
+from workbench.errors import ConfigError, StoreError, WorkbenchWarning
 from workbench.secrets import redact
 from workbench.sqlite_store import SqliteStore
 
@@ -147,8 +148,12 @@ class Ledger:
         atexit.register(self.flush)
 
     def close(self) -> None:
-        """Write what is queued and stop the writer thread."""
-        self.flush()
+        """Write what is queued and stop the writer thread. A ledger that cannot be written (its home was never
+        usable) says how many rows it could not keep, once, instead of failing whoever changes the settings."""
+        try:
+            self.flush()
+        except StoreError as exc:
+            warnings.warn(f"{self._pending.qsize()} ledger row(s) not saved: {exc}", WorkbenchWarning, stacklevel=2)
         self._closed = True
         self._wake.set()
         atexit.unregister(self.flush)
