@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import settings
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.gateway import endpoint_registry, models
 from workbench.gateway.cache import cache_key
 from workbench.gateway.endpoint_routes import CONNECTION_PARAMS, with_connection
+from workbench.providers.local.names import adapter_identity
 from workbench.secrets import remember_credentials, scrub_params
 
 __all__ = ["PreparedCall", "prepare", "build_messages", "check_params"]
@@ -152,5 +153,10 @@ def prepare(
     )
     primary = call.primary
     identity = primary.cache_identity() if isinstance(primary, models.Route) else primary
-    call.key = cache_key(identity, messages, call.recorded_params)
+    headers = {**(connection.get("headers") or {}), **(connection.get("extra_headers") or {})}
+    try:
+        identity = adapter_identity(identity)  # `+adapter:NAME` (latest) keys on the version it stands for now
+    except WorkbenchError:  # no such adapter: the provider says so when called (and a fallback may answer)
+        return call  # no key: not cached
+    call.key = cache_key(identity, messages, call.recorded_params, headers)
     return call

@@ -31,6 +31,9 @@ class Response:
     fell_back: bool = False  # a fallback model answered after the asked one failed
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the messages sent
     params: dict[str, Any] = field(default_factory=dict, repr=False)  # the answer-changing params sent
+    # the tool calls the model asked for (OpenAI's shape: id, type, function {name, arguments}); text is then
+    # often empty, and such an answer is never cached
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     logprobs: list[dict[str, Any]] | None = field(default=None, repr=False)  # with logprobs=True: per token
 
     @property

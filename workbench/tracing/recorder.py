@@ -57,7 +57,8 @@ def observe(record: CallRecord) -> str | None:
             latency_ms=response.latency_ms, cache_hit=response.cache_hit, fell_back=response.fell_back,
             finish_reason=response.finish_reason,
         )
-        outputs = response.text
+        outputs = response.text if not response.tool_calls else {"text": response.text,
+                                                                  "tool_calls": response.tool_calls}
     if record.attempts:
         attributes["failed_attempts"] = len(record.attempts)
     if team.is_team(record.model):  # the team gateway keeps its own trace of the call: say where
