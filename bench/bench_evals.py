@@ -26,7 +26,7 @@ MODEL = "fake/slow?ms=100"
 def _readable(trace_ids: list[str], started: float) -> float:
     """Seconds from `started` until every trace id can be read back from the store."""
     from workbench.tracing import flush
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     flush(120)
     store = backend(current_uri()).store
@@ -103,7 +103,7 @@ def main() -> None:
     import pandas as pd
 
     import workbench
-    from workbench.tracing.backend import ensure_mlflow
+    from workbench.tracking.backend import ensure_mlflow
 
     warnings.filterwarnings("ignore")
     mlflow = ensure_mlflow()  # the store is created before any timing

@@ -1,13 +1,16 @@
-"""Local generation: tokens/s of `local/smollm2` through the gateway vs raw `model.generate`, plus load times.
+"""Local generation: `local/smollm2` tokens/s, new backend vs today's path (transformers generate), in one run.
 
-Both sides use the same loaded weights, prompt and settings (greedy, same max_tokens) in one run, interleaved so
-that background load on the machine hits both alike. The gateway side runs with the cache off and counts the whole
-call (litellm, chat template, tokenization, ledger). Target: gateway >= 0.95x raw.
+Printed, each as a ratio measured in this run (issue 15's targets):
+  - tokens/s through the gateway: the fast decoder (providers/local/decoder.py, fp16 weights) vs the transformers
+    fallback (WORKBENCH_LOCAL_BACKEND=transformers, fp32 `model.generate`, today's path); rounds interleaved and
+    rotated so background load hits both alike; median of per-round ratios. Target >= 3x.
+  - gateway overhead: the gateway call vs calling the decoder directly with the same settings. Target >= 0.95x.
+  - memory bandwidth: bytes of weights read per token x tokens/s, against a large numpy copy timed in this run
+    (decoding one token reads every weight once, so that copy speed is the ceiling).
+  - first answer on an empty model cache (converting the bundled GGUF, loading, answering), new vs old backend.
+    The conversion is shared; skip it with --no-first-answer (it takes 20-60 s on 2 busy cores).
 
-Load times: the first load converts the bundled GGUF into a temporary model cache (WORKBENCH_MODEL_CACHE), the cached
-load reads the safetensors back from it.
-
-    .venv/bin/python bench/bench_local.py [--max-tokens 96] [--rounds 3]
+    .venv/bin/python bench/bench_local.py [--max-tokens 96] [--rounds 5] [--no-first-answer]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import atexit
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,118 +28,133 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PROMPT = "Write a short story about a dragon who learns to bake bread."
+_FIRST_ANSWER = """
+import os, sys, time
+start = time.perf_counter()
+import workbench
+from workbench.providers.local import weights as local_model
+local_model._SHARE_GGUF_READER = os.environ["WORKBENCH_LOCAL_BACKEND"] != "transformers"  # old: a reader per open
+response = workbench.complete("What is the capital of France?", "local/smollm2", max_tokens=16, cache=False)
+print(time.perf_counter() - start)
+"""
 
 
-def _load_times() -> tuple[float, float, str]:
-    from workbench.providers.local import weights as local_model
+def _bandwidth_gbs(size_mb: int = 512) -> float:
+    """Read bandwidth from a large numpy copy (bytes read / time; the copy also writes as many), best of 5."""
+    import numpy as np
 
-    scratch = tempfile.mkdtemp(prefix="wb-model-cache-")
-    previous = os.environ.get("WORKBENCH_MODEL_CACHE")
-    os.environ["WORKBENCH_MODEL_CACHE"] = scratch
-    try:
-        first = local_model.load_base("smollm2")
-        cached = local_model.load_base("smollm2")
-        assert cached.source == "cache", cached.source
-        return first.load_s, cached.load_s, first.source
-    finally:
-        if previous is None:
-            os.environ.pop("WORKBENCH_MODEL_CACHE", None)
-        else:
-            os.environ["WORKBENCH_MODEL_CACHE"] = previous
-        shutil.rmtree(scratch, ignore_errors=True)
+    source = np.ones(size_mb * 1024 * 1024 // 8)
+    target = np.empty_like(source)
+    best = min(_timed(lambda: np.copyto(target, source)) for _ in range(5))
+    return source.nbytes / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _first_answer(backend: str, cache: str) -> float:
+    """Seconds from `import workbench` to the first answer in a fresh process (the shared cache as it is).
+
+    backend "transformers" is today's path: generate, and the conversion opening the GGUF once per use.
+    """
+    # traces stay in memory: a process that exits while MLflow creates its store leaves it half-migrated
+    env = {**os.environ, "WORKBENCH_MODEL_CACHE": cache, "WORKBENCH_LOCAL_BACKEND": backend,
+           "WORKBENCH_TRACING": "memory", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", _FIRST_ANSWER], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-first-answer", action="store_true")
     args = parser.parse_args()
     if "WORKBENCH_HOME" not in os.environ:  # a scratch home: the bench's calls stay out of the project's ledger
         os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="wb-bench-home-")
-        # registered before workbench loads, so it runs after workbench's own exit flushes
         atexit.register(shutil.rmtree, os.environ["WORKBENCH_HOME"], True)
+    print(f"load before: {os.getloadavg()[0]:.1f} (1-min load average, {os.cpu_count()} cores)")
 
-    clock = time.perf_counter()
+    if not args.no_first_answer:
+        scratch = tempfile.mkdtemp(prefix="wb-model-cache-")
+        try:
+            # the first processes convert (old first, then new); the next ones find the converted copy
+            convert_old = _first_answer("transformers", scratch)
+            shutil.rmtree(scratch)
+            convert_new = _first_answer("fp16", scratch)
+            warm_new, warm_old = _first_answer("fp16", scratch), _first_answer("transformers", scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(f"first answer, empty cache       new {convert_new:6.1f} s   old {convert_old:6.1f} s   "
+              f"ratio {convert_old / convert_new:4.2f}x faster")
+        print(f"first answer, converted cache   new {warm_new:6.1f} s   old {warm_old:6.1f} s   "
+              f"ratio {warm_old / warm_new:4.2f}x faster   (fresh process: imports + load + answer)")
+
     import workbench
-    from workbench.providers.local import generate as local_generate  # before torch: it sets torch's thread wait policy
+    from workbench.providers.local import decoder as local_decoder
+    from workbench.providers.local import generate as local_generate  # before torch: sets the thread wait policy
     from workbench.providers.local.adapters import model_for
 
-    import torch  # imported up front so the load times below are loads only
-    import transformers  # noqa: F401 - likewise
-
-    print(f"imports (workbench, torch)      {time.perf_counter() - clock:6.2f} s")
-    first_s, cached_s, first_source = _load_times()
-    print(f"first load (GGUF -> cache)      {first_s:6.2f} s   (source: {first_source})")
-    print(f"cached load (safetensors)       {cached_s:6.2f} s   ({first_s / cached_s:.0f}x faster)")
-
     loaded = model_for("smollm2")
+    import torch  # after workbench on purpose: OMP_WAIT_POLICY must be set before torch loads
+
+    decoder = local_decoder.decoder_for(loaded)
+    assert decoder is not None, "the fast backend is off (WORKBENCH_LOCAL_BACKEND?)"
     messages = [{"role": "user", "content": PROMPT}]
     inputs = loaded.tokenizer(local_generate.chat_prompt(loaded.tokenizer, messages), return_tensors="pt",
                               add_special_tokens=False)
-    prompt_len = inputs["input_ids"].shape[1]
+    prompt_len = int(inputs["input_ids"].shape[1])
 
-    def raw() -> tuple[int, float]:
+    def gateway(backend: str):
+        def run() -> tuple[int, float]:
+            os.environ[local_decoder.ENV] = backend
+            start = time.perf_counter()
+            response = workbench.complete(PROMPT, "local/smollm2", max_tokens=args.max_tokens, temperature=0,
+                                          cache=False)
+            return response.completion_tokens, time.perf_counter() - start
+        return run
+
+    def direct() -> tuple[int, float]:
         start = time.perf_counter()
-        with torch.inference_mode():
-            out = loaded.model.generate(**inputs, max_new_tokens=args.max_tokens, do_sample=False,
-                                        pad_token_id=loaded.tokenizer.pad_token_id)
-        return out.shape[1] - prompt_len, time.perf_counter() - start
+        out = local_decoder.generate_ids(decoder, inputs["input_ids"], max_new_tokens=args.max_tokens, eos_ids={2})
+        return int(out.shape[1]) - prompt_len, time.perf_counter() - start
 
-    def gateway() -> tuple[int, float]:
-        start = time.perf_counter()
-        response = workbench.complete(PROMPT, "local/smollm2", max_tokens=args.max_tokens, temperature=0, cache=False)
-        return response.completion_tokens, time.perf_counter() - start
-
-    def streamed() -> tuple[int, float]:
-        start = time.perf_counter()
-        chunks = workbench.stream(PROMPT, "local/smollm2", max_tokens=args.max_tokens, temperature=0, cache=False)
-        for _ in chunks:
-            pass
-        return chunks.response.completion_tokens, time.perf_counter() - start
-
-    # Time spent inside model.generate, whoever calls it: wall time minus this is the gateway's own overhead,
-    # a figure that background load on the machine hardly moves.
-    in_generate = [0.0]
-    plain_generate = loaded.model.generate
-
-    def timed_generate(*a, **k):
-        start = time.perf_counter()
-        try:
-            return plain_generate(*a, **k)
-        finally:
-            in_generate[0] += time.perf_counter() - start
-
-    sides = {"raw model.generate": raw, "gateway complete": gateway, "gateway stream": streamed}
+    sides = {"old: transformers generate": gateway("transformers"), "new: fast decoder": gateway(decoder.kind),
+             "new, decoder called directly": direct}
     for run in sides.values():  # warm up: litellm import, first-call allocations
         run()
-    loaded.model.generate = timed_generate
     rates: dict[str, list[float]] = {name: [] for name in sides}
-    overhead_ms: dict[str, list[float]] = {name: [] for name in sides}
-    tokens: dict[str, int] = {}
     order = list(sides)
     for round_index in range(args.rounds):
         for name in order[round_index % 3:] + order[: round_index % 3]:  # rotate: no side always runs first
-            in_generate[0] = 0.0
             count, seconds = sides[name]()
-            tokens[name] = count
             rates[name].append(count / seconds)
-            overhead_ms[name].append((seconds - in_generate[0]) * 1000)
-    loaded.model.generate = plain_generate
-    baseline = rates["raw model.generate"]
+    os.environ.pop(local_decoder.ENV, None)
+    bandwidth = _bandwidth_gbs()
+
+    old, new, raw = (rates[name] for name in order)
     print(f"\nprompt {prompt_len} tokens, max_tokens {args.max_tokens}, greedy, {args.rounds} rounds, "
-          f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+          f"torch threads {torch.get_num_threads()}, load now {os.getloadavg()[0]:.1f}")
     for name, values in rates.items():
-        paired = statistics.median(v / b for v, b in zip(values, baseline, strict=True))
-        print(f"{name:<20} {statistics.median(values):7.1f} tok/s (median; {tokens[name]} tokens/call)  "
-              f"ratio {paired:5.3f}x (median of per-round ratios)  "
-              f"outside generate {statistics.median(overhead_ms[name]):6.1f} ms/call")
-    raw_s = args.max_tokens / statistics.median(baseline)
-    worst = max(statistics.median(overhead_ms["gateway complete"]), 0.0) / 1000
-    print(f"gateway overhead alone, at equal generation speed: {raw_s / (raw_s + worst):5.3f}x")
-    print("target: gateway >= 0.95x raw")
+        print(f"{name:<30} {statistics.median(values):7.1f} tok/s (median)   per round: "
+              + " ".join(f"{v:.1f}" for v in values))
+    speedup = statistics.median(n / o for n, o in zip(new, old, strict=True))
+    overhead = statistics.median(n / r for n, r in zip(new, raw, strict=True))
+    print(f"generation speed-up, new vs old: {speedup:5.2f}x (median of per-round ratios; target >= 3x)")
+    print(f"gateway vs decoder called directly: {overhead:5.3f}x (target >= 0.95x)")
+    # fp32 generate reads every parameter once a token (the tied embedding once, as the LM head)
+    old_bytes, new_bytes = 4 * sum(p.numel() for p in loaded.model.parameters()), decoder.bytes_per_token
+    for label, per_token, values in (("old", old_bytes, old), ("new", new_bytes, raw)):
+        used = per_token * statistics.median(values) / 1e9
+        print(f"{label}: {per_token / 1e6:5.0f} MB of weights a token x {statistics.median(values):5.1f} tok/s = "
+              f"{used:5.2f} GB/s = {used / bandwidth:4.0%} of the {bandwidth:.1f} GB/s a numpy copy reads here")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def tracing_overhead() -> None:
     import workbench as wb
     from workbench import tracing
     from workbench.tracing import exporter
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     start = time.perf_counter()
     wb.complete("warm up", "fake/echo", cache=False)

@@ -28,6 +28,7 @@ def workbench_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_RETRY_BACKOFF", "0")
     for variable in ("WORKBENCH_TRACKING_URI", "MLFLOW_TRACKING_URI", "WORKBENCH_MODEL", "WORKBENCH_JUDGE_MODEL"):
         monkeypatch.delenv(variable, raising=False)  # the developer's own settings must not leak into tests
+    monkeypatch.setenv("WORKBENCH_ENDPOINTS", "off")  # nor a workbench.yaml at the repository's root
     # Traces stay in memory unless a test needs the MLflow store (those set WORKBENCH_TRACING=on):
     # exporting every test's calls to a fresh store costs seconds each.
     monkeypatch.setenv("WORKBENCH_TRACING", "memory")

@@ -56,6 +56,8 @@ def _client():
     ({"eval_data": "no-such-golden"}, "no-such-golden"), ({"scorers": ["exact_match"]}, "eval_data"),
     ({"eval_data": [{"input": "q", "expected": "a"}], "scorers": ["nope"]}, "unknown scorer 'nope'"),
     ({"eval_data": [{"input": "q", "expected": "a"}], "gate_metric": "nope"}, "gate_metric='nope'"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_test": "equivalence"}, "needs margin > 0"),
+    ({"eval_data": [{"input": "q", "expected": "a"}], "gate_test": "better"}, "test='better'"),
 ])
 def test_bad_options_quote_the_value(kwargs, needle):
     call = {"data": ROWS, "name": "style", **kwargs}
@@ -108,12 +110,13 @@ def test_loss_is_on_the_answer_only():
     tokenizer = AutoTokenizer.from_pretrained(folder)
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy there"}]
     encoded = encode_conversation(tokenizer, messages)
-    learned = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE])
+    learned = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True)
+                                if label != IGNORE])
     assert learned.startswith("Ahoy there") and "<|im_end|>" in learned and "hi" not in learned
     assert encoded.labels[0] == IGNORE
 
 
-# --- real training (slow) ----------------------------------------------------------------------------------------------
+# --- real training (slow) --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow

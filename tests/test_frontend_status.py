@@ -51,6 +51,19 @@ def test_the_extensions_expression_answers_json_text(ip: InteractiveShell) -> No
     assert json.loads(eval(text))["calls"] == 1  # noqa: S307 - the repr of a str, from our own function
 
 
+def test_the_reply_carries_application_json_for_the_extension(ip: InteractiveShell, monkeypatch) -> None:
+    """The extension reads application/json (a real JSON value), never a Python repr."""
+    ip.run_cell("%%llm -m fake/echo\nhi")
+    answer = ip.user_expressions({"value": STATUS_EXPRESSION})["value"]
+    assert answer["data"]["application/json"]["value"]["calls"] == 1
+    expression = "__import__('workbench.notebook.frontend', fromlist=['_']).mlflow_ui_json()"
+    from workbench.tracking import ui
+
+    monkeypatch.setattr(ui, "start_ui", lambda: ui.UIServer("http://127.0.0.1:5001", "sqlite:///x"))
+    answer = ip.user_expressions({"value": expression})["value"]
+    assert answer["data"]["application/json"] == {"value": {"url": "http://127.0.0.1:5001", "store": "sqlite:///x"}}
+
+
 def test_without_the_observer_the_history_of_llm_cells_counts(ip: InteractiveShell, monkeypatch) -> None:
     monkeypatch.setattr(frontend, "_observing", False)
     ip.run_cell("%%llm -m fake/echo\none")
@@ -60,7 +73,7 @@ def test_without_the_observer_the_history_of_llm_cells_counts(ip: InteractiveShe
 
 def test_mlflow_ui_json_reports_a_url_or_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.errors import StoreError
-    from workbench.tracing import ui
+    from workbench.tracking import ui
 
     monkeypatch.setattr(ui, "start_ui", lambda: ui.UIServer("http://127.0.0.1:5001", "sqlite:///x"))
     assert json.loads(frontend.mlflow_ui_json()) == {"url": "http://127.0.0.1:5001", "store": "sqlite:///x"}

@@ -186,6 +186,7 @@ def test_fallback_answers_are_not_cached_for_the_primary():
     assert not again.cache_hit and again.model_used == "fake/echo"
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_cache_survives_a_restart(workbench_home):
     wb.complete("remember me", "fake/echo")
     code = "import workbench as wb; r = wb.complete('remember me', 'fake/echo'); print(r.cache_hit)"

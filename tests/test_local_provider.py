@@ -16,7 +16,9 @@ import pytest
 
 import workbench as wb
 from workbench.errors import ConfigError, ModelError
-from workbench.providers.local import adapters as local_adapters, weights as local_model
+from workbench.providers.local import adapters as local_adapters
+from workbench.providers.local import decoder as local_decoder
+from workbench.providers.local import weights as local_model
 from workbench.providers.local.adapters import parse_model_name
 from workbench.providers.local.generate import GenerationSettings, chat_prompt
 
@@ -97,7 +99,18 @@ def test_model_source_names_where_weights_come_from(tmp_path, monkeypatch):
     assert local_model.locate("someorg/no-such-model").kind == "missing"
     from workbench.doctor import report
 
-    assert "model source   package:" in report()
+    text = report()
+    assert "model source   package:" in text
+    assert "local backend  fp16 (speed not measured: local/smollm2 is prepared on its first call)" in text
+
+
+@pytest.mark.slow
+def test_doctor_measures_the_backend_in_use():
+    from workbench.doctor import report
+
+    _loaded()
+    line = next(line for line in report().splitlines() if "local backend" in line)
+    assert "fp16 decoder, " in line and "tokens/s measured now" in line, line
 
 
 def test_provider_modules_import_no_torch():
@@ -190,7 +203,7 @@ def test_four_threads_at_once_all_get_answers():
 def test_async_litellm_paths():
     import litellm
 
-    from workbench.providers import register
+    from workbench.providers.registry import register
 
     register()
 
@@ -241,6 +254,8 @@ def test_resolved_adapter_stacks_on_its_base(tmp_path, no_resolvers):
     assert tuned_model.adapter == "tone@1"
     # stacked on the one shared base, not a copy of it
     assert tuned_model.extra["base"] is _loaded() and tuned_model.model.get_base_model() is _loaded().model
+    # the adapter generates through transformers (peft's LoRA layers); the plain base keeps its fast decoder
+    assert local_decoder.decoder_for(tuned_model) is None and local_decoder.decoder_for(_loaded()) is not None
 
 
 def test_an_unreachable_hub_counts_as_offline_without_waiting(monkeypatch):

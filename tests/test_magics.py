@@ -10,7 +10,6 @@ import logging
 import re
 import subprocess
 import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 import workbench
+from workbench.gateway import client
 from workbench.providers import fake
 
 
@@ -126,8 +126,9 @@ def test_system_tags_and_sampling_params_reach_the_call(ip, monkeypatch):
         sent.update(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(workbench, "complete", spy)
-    run(ip, '%%llm -m fake/echo -s "You are terse." -t project=support -t team=a --temperature 0.3 --max-tokens 20 --seed 7\nhi')
+    monkeypatch.setattr(client, "complete", spy)  # the module the magic calls through
+    run(ip, '%%llm -m fake/echo -s "You are terse." -t project=support -t team=a --temperature 0.3 --max-tokens 20 '
+            '--seed 7\nhi')
     response = ip.user_ns["_llm"]
     assert response.messages[0] == {"role": "system", "content": "You are terse."}
     assert response.tags == {"project": "support", "team": "a"}
@@ -246,18 +247,7 @@ def test_chat_with_several_models_is_refused(ip):
     assert_one_red_line(run(ip, "%%llm -m fake/echo -m fake/echo --chat c\nhi"), "ConfigError", "--chat c")
 
 
-def test_trace_without_tracing_is_a_clean_line(ip, monkeypatch):
-    from workbench.notebook import magics
-
-    monkeypatch.setattr(magics, "TRACE_MODULE", "workbench.notebook.no_such_trace_module")
-    ran = run(ip, "%%llm -m fake/echo --trace\nhi")
-    assert ran.result.error_in_exec is None
-    assert ran.displays[0].data["text/plain"].startswith("hi")  # the answer is shown first
-    assert ran.plain.startswith("ConfigError: --trace needs tracing")
-
-
 def test_trace_shows_the_trace_tree(ip):
-    pytest.importorskip("workbench.notebook.trace_magics")
     ran = run(ip, "%%llm -m fake/echo --trace\nhi")
     assert ran.result.error_in_exec is None
     assert ran.displays[0].data["text/plain"].startswith("hi")
@@ -265,19 +255,16 @@ def test_trace_shows_the_trace_tree(ip):
     assert "application/vnd.workbench.trace+json" in trace and "<details" in trace["text/html"]
 
 
-def test_llm_line_commands_of_optional_modules_are_delegated(ip, monkeypatch):
-    from workbench.notebook import extension
+def test_every_llm_line_command_is_one_of_one_table_and_named_when_unknown(ip, capsys):
+    from workbench.notebook.line_commands import COMMANDS
 
-    module = types.ModuleType("wb_test_lines")
-    module.LLM_LINE_COMMANDS = {"ping": None}  # type: ignore[attr-defined]
-    module.llm_line = lambda line: f"pong {line}"  # type: ignore[attr-defined]
-    module.register = lambda shell: None  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wb_test_lines", module)
-    monkeypatch.setattr(extension, "OPTIONAL_MAGIC_MODULES", ["wb_test_lines"])
-    ip.run_line_magic("reload_ext", "workbench")
-    assert ip.run_line_magic("llm", "ping 1") == "pong ping 1"
     line = assert_one_red_line(run(ip, "%llm nope"), "ConfigError", "'nope'")
-    assert "ping" in line
+    for command in COMMANDS:
+        assert command in line, command
+    ip.run_line_magic("llm", "run start table-test experiment=line-commands")  # mlflow and run are in the table
+    assert "run 'table-test' open" in capsys.readouterr().out
+    ip.run_line_magic("llm", "run end")
+    assert "ended run 'table-test'" in capsys.readouterr().out
 
 
 # -- interpolation through the magic --------------------------------------------------------------------------
@@ -347,7 +334,8 @@ def test_missing_provider_key_is_one_line(ip, monkeypatch):
 
 def test_over_budget_is_one_line_and_the_next_cell_still_runs(ip):
     ip.run_line_magic("llm", "budget 0 project=sandbox")
-    line = assert_one_red_line(run(ip, "%%llm -m fake/echo -t project=sandbox\nhi"), "BudgetExceeded", "project=sandbox")
+    line = assert_one_red_line(run(ip, "%%llm -m fake/echo -t project=sandbox\nhi"), "BudgetExceeded",
+                               "project=sandbox")
     assert "set_budget" in line
     ran = run(ip, "%%llm -m fake/echo -t project=other\nhi")
     assert ran.plain.startswith("hi")
@@ -379,12 +367,10 @@ def test_workbench_debug_shows_the_traceback(ip, monkeypatch):
 
 
 def test_other_exceptions_raise(ip, monkeypatch):
-    import workbench
-
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug, not a user error")
 
-    monkeypatch.setattr(workbench, "complete", broken)
+    monkeypatch.setattr(client, "complete", broken)
     ran = run(ip, "%%llm -m fake/echo\nhi")
     assert isinstance(ran.result.error_in_exec, RuntimeError)
 
@@ -481,6 +467,15 @@ def test_models_alias_route_config_budget(ip, capsys):
     assert_one_red_line(run(ip, "%llm"), "ConfigError", "%%llm")
 
 
+def test_help_documents_every_llm_line_command(ip):
+    from workbench.notebook.line_commands import COMMANDS
+
+    doc = ip.find_cell_magic("llm").__doc__
+    assert {"mlflow", "run"} <= set(COMMANDS)
+    for command in COMMANDS:
+        assert f"%llm {command}" in doc, command
+
+
 def test_help_documents_every_flag(ip):
     from workbench.notebook.options import option_strings
 
@@ -510,8 +505,6 @@ def test_ctrl_c_during_a_call_leaves_the_session_usable(ip):
 
 
 def test_ctrl_c_while_streaming_marks_the_output_stopped(ip, monkeypatch):
-    import workbench
-
     class Interrupting:
         text = "partial"
         response = None
@@ -520,7 +513,7 @@ def test_ctrl_c_while_streaming_marks_the_output_stopped(ip, monkeypatch):
             yield "partial"
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(workbench, "stream", lambda *a, **k: Interrupting())
+    monkeypatch.setattr(client, "stream", lambda *a, **k: Interrupting())
     ran = run(ip, "%%llm -m fake/echo --stream\nhi")
     assert isinstance(ran.result.error_in_exec, KeyboardInterrupt)
     assert "stopped (Ctrl-C)" in ran.plain and ran.meta["status"] == "stopped"
@@ -536,43 +529,20 @@ def test_unload_and_reload(ip):
     assert ip.find_cell_magic("llm") is not None
 
 
-def test_optional_magic_modules_are_registered_and_removed(ip, monkeypatch):
-    from workbench.notebook import extension
+MAGICS = [("line", "llm"), ("cell", "llm"), ("line", "trace"), ("line", "golden"), ("line", "eval"),
+          ("line", "finetune")]
 
-    unregistered: list[Any] = []
-    module = types.ModuleType("wb_test_optional")
 
-    def register(shell: Any) -> None:
-        shell.register_magic_function(lambda line: f"golden {line}", "line", "golden")
-
-    module.register = register  # type: ignore[attr-defined]
-    module.unregister = unregistered.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wb_test_optional", module)
-    monkeypatch.setattr(extension, "OPTIONAL_MAGIC_MODULES", ["wb_test_optional", "workbench.notebook.not_built_yet"])
-    ip.run_line_magic("reload_ext", "workbench")
-    assert ip.run_line_magic("golden", "x") == "golden x"
+def test_load_ext_registers_every_magic_and_unload_removes_them(ip):
+    tables = ip.magics_manager.magics
+    assert [(kind, name) for kind, name in MAGICS if name not in tables[kind]] == []
     ip.run_line_magic("unload_ext", "workbench")
-    assert ip.find_line_magic("golden") is None and unregistered == [ip]
+    assert [(kind, name) for kind, name in MAGICS if name in tables[kind]] == []
     ip.run_line_magic("load_ext", "workbench")
+    assert [(kind, name) for kind, name in MAGICS if name not in tables[kind]] == []
 
 
-def test_a_broken_optional_module_does_not_break_load_ext(ip, monkeypatch):
-    from workbench.notebook import extension
-
-    module = types.ModuleType("wb_test_broken")
-
-    def register(shell: Any) -> None:
-        raise RuntimeError("half built")
-
-    module.register = register  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wb_test_broken", module)
-    monkeypatch.setattr(extension, "OPTIONAL_MAGIC_MODULES", ["wb_test_broken"])
-    with capture_output() as captured:
-        ip.run_line_magic("reload_ext", "workbench")
-    assert "wb_test_broken was not loaded (RuntimeError: half built)" in captured.stderr
-    assert ip.find_cell_magic("llm") is not None
-
-
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_first_call_of_a_session_prints_no_library_chatter():
     # A fresh process: litellm has not been set up by an earlier call, as in a new kernel.
     probe = (
@@ -688,7 +658,7 @@ def test_ctrl_c_during_a_local_generation_stops_within_a_second_in_one_line(ip):
 
 def test_preparing_the_bundled_model_shows_progress_in_the_cell_once(ip):
     """Issue 12 item 6: the provider's progress reports become one display in the running cell, updated."""
-    ran = run(ip, "from workbench.providers import local_progress\n"
+    ran = run(ip, "from workbench.providers.local import progress as local_progress\n"
                   "with local_progress.stage('smollm2') as step:\n"
                   "    step(0.4, 'reading the weights from the GGUF file')\n"
                   "    step(0.85, 'saving the converted model to the cache')")

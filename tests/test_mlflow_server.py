@@ -23,6 +23,8 @@ import pytest
 import workbench as wb
 from workbench import config, tracing
 
+pytestmark = pytest.mark.postgres  # make test-fast leaves it out: it starts PostgreSQL and an MLflow server
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "mlflow"
 
@@ -54,8 +56,8 @@ def _free_port() -> int:
 
 def _get(url: str, payload: dict | None = None) -> dict:
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own local server
         return json.loads(answer.read())
 
 
@@ -65,7 +67,7 @@ def mlflow_server():
         pytest.skip("runuser is missing: PostgreSQL cannot be started as the postgres user")
     _ensure_postgres()
     work = Path(tempfile.mkdtemp(prefix="wb-pg-"))
-    os.chmod(work, 0o755)  # the postgres user must reach its data folder inside
+    os.chmod(work, 0o755)  # noqa: S103 - the postgres user must reach its data folder inside
     data, artifacts = work / "pgdata", work / "artifacts"
     pg_port, port = _free_port(), _free_port()
     started = subprocess.run([str(SCRIPTS / "postgres-local.sh"), "start", str(data), str(pg_port)],
@@ -83,7 +85,7 @@ def mlflow_server():
         deadline = time.monotonic() + 240
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310 - local server
                     if answer.status == 200:
                         break
             except OSError:
@@ -111,12 +113,11 @@ def test_workbench_traces_and_runs_land_in_the_team_server(mlflow_server, monkey
     tracing.reset()
     try:
         with wb.run("team-check", name="pg", prompt_style="short") as run:
-            with pytest.raises(ValueError):
-                with wb.span("pipeline", kind="chain") as root:
-                    with wb.span("retrieve", kind="retriever") as step:
-                        step.set_outputs(["chunk"])
-                    answer = wb.complete("summarize the chunk", "fake/echo", cache=False)
-                    raise ValueError("Invalid address")
+            with pytest.raises(ValueError), wb.span("pipeline", kind="chain") as root:
+                with wb.span("retrieve", kind="retriever") as step:
+                    step.set_outputs(["chunk"])
+                answer = wb.complete("summarize the chunk", "fake/echo", cache=False)
+                raise ValueError("Invalid address")
             run_id = run.run_id
         loose = wb.complete("outside any run", "fake/echo", cache=False, tags={"project": "team"})
         assert tracing.flush(120)

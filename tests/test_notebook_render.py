@@ -112,11 +112,12 @@ def _response(**changes) -> Response:
 
 
 def test_footer_says_model_tokens_cost_latency_cache_and_fallback():
-    response = _response(cache_hit=True, fell_back=True, attempts=[Attempt("fake/fail", "ServiceUnavailableError", "down", 1.0)])
+    response = _response(cache_hit=True, fell_back=True,
+                         attempts=[Attempt("fake/fail", "ServiceUnavailableError", "down", 1.0)])
     assert display.footer_text(response) == (
         "fake/echo · 7 tokens (3 in, 4 out) · $0.0000123 · 1.5 s · cache hit · fallback: fake/fail failed"
     )
-    assert "cost unknown" in display.footer_text(_response(cost_usd=None))
+    assert "unpriced" in display.footer_text(_response(cost_usd=None))
 
 
 def test_every_bundle_has_plain_text_and_escapes_model_text():

@@ -23,11 +23,30 @@ EXPECTED = {
         "BudgetExceeded: refused: the budget for project=sandbox",
         "quickstart",  # spend by project
     ],
+    "03_golden_and_evals.ipynb": [
+        "PASS: exact_match delta +0.417",  # the regression gate, with its test and MDE
+        "MDE 0.457 at 80% power",
+        "paired rows detect a difference of 0.050",  # plan()
+        "non-inferior within margin 0.100",  # the cheaper bot
+        "not shown equivalent within +-0.100",
+        "of 3 metrics, Holm-corrected",
+        "within_row_sd",  # judge repeats: the judge's self-agreement
+        "logprobs: <Calibration local/smollm2 on 6 rows",  # no unreadable answer in logprobs mode
+    ],
     "05_finetune.ipynb": [
         "sft pirate-support: step 16/16",  # the live progress view's final state
         "PASS: house_style delta +1.000",  # re-evaluated on the golden set and gated
         "Ahoy!",  # the adapter answers in the house style through %%llm
         "dpo pirate-dpo: step 3/3",  # %finetune dpo
+    ],
+    "07_team.ipynb": [
+        "created endpoint chat (old 1, fallback smol)",  # workbench team apply
+        "no changes",  # ... is idempotent
+        "team/chat",  # %llm models lists the team endpoint
+        "team/chat · ",  # the %%llm cell answered through the team gateway, with its footer
+        "refused",  # alice's loop ends on her budget
+        "BudgetExceeded: team/chat refused by your budget (alice)",  # one red line in the cell
+        "alice: ",  # her traces, found by user
     ],
     "06_rollout.ipynb": [
         "10% to candidate",
@@ -54,6 +73,8 @@ def _texts(notebook: Any) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.model
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_offline(path: Path, tmp_path: Path, workbench_home: Path) -> None:

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 import workbench as wb
 from workbench.gateway import stores
 from workbench.providers import fake
 
 
+@pytest.mark.slow  # a thousand calls: left out of make test-fast
 def test_thousand_flaky_calls_all_answered_and_every_failure_recorded():
     wb.configure(max_retries=2, retry_backoff_s=0)
     model = "fake/flaky?p=0.5&seed=7"
@@ -57,10 +60,12 @@ for i in range(200):
 """
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_two_processes_share_ledger_and_cache(workbench_home):
     env = {**os.environ, "WORKBENCH_HOME": str(workbench_home)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER.replace("{tag}", tag)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", _WRITER.replace("{tag}", tag)], env=env, stderr=subprocess.PIPE,
+                         text=True)
         for tag in ("a", "b")
     ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
@@ -83,7 +88,8 @@ def test_api_key_never_leaks(monkeypatch, workbench_home):
     import litellm
 
     fake.enqueue([litellm.AuthenticationError(f"Incorrect API key provided: {secret}", "fake", "fake/script"),
-                  litellm.AuthenticationError("Incorrect API key provided: tok-ABCDEFGH-987654", "fake", "fake/script")])
+                  litellm.AuthenticationError("Incorrect API key provided: tok-ABCDEFGH-987654", "fake",
+                                              "fake/script")])
     for _ in range(2):
         try:
             wb.complete("hi", "fake/script", cache=False)

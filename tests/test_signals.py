@@ -30,7 +30,7 @@ def mlflow_store(shared_store, monkeypatch):
 
 
 def _assessments(trace_id):
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     info = backend(current_uri()).client.get_trace(trace_id).info
     return {(a.name, json.dumps(getattr(a, "value", None))) for a in info.assessments}
@@ -43,7 +43,7 @@ def test_feedback_is_stored_as_assessments_on_the_trace():
     workbench.feedback(response.trace_id, correction="4")
     found = _assessments(response.trace_id)
     assert {("thumbs", "true"), ("stars", "4"), ("comment", '"fine"'), ("expected_response", '"4"')} <= found
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     info = backend(current_uri()).client.get_trace(response.trace_id).info
     assert {a.source.source_type for a in info.assessments} == {"HUMAN"}
@@ -123,6 +123,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 @pytest.mark.timeout(300)
 def test_two_processes_adding_feedback_and_golden_rows_lose_nothing(workbench_home, shared_store):
     env = {**os.environ, "WORKBENCH_HOME": str(workbench_home), "WORKBENCH_TRACKING_URI": shared_store}
@@ -135,7 +136,7 @@ def test_two_processes_adding_feedback_and_golden_rows_lose_nothing(workbench_ho
     stars = journal().rows("stars")
     assert len(stars) == 400 and len({r.trace_id for r in stars}) == 2
     assert len(workbench.golden("shared")) == 400
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     client = backend(current_uri()).client
     stored = [a for t in {r.trace_id for r in stars} for a in client.get_trace(t).info.assessments if a.name == "stars"]
@@ -198,7 +199,7 @@ def test_feedback_with_tracing_in_memory_says_how_to_store_it(monkeypatch):
 
 
 def _thumbs_in_mlflow(trace_id):
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     info = backend(current_uri()).client.get_trace(trace_id).info
     return sorted((a.value, a.valid) for a in info.assessments if a.name == "thumbs")
@@ -277,7 +278,7 @@ def test_a_comment_is_stored_as_the_box_showed_it_when_its_value_arrives_after_e
 
 def test_the_bars_comment_reaches_mlflow_exactly():
     from workbench.notebook.signals_bar import signals_bar
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     response = workbench.complete("Comment question", "fake/echo")
     bar = signals_bar(response)

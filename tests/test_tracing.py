@@ -6,6 +6,9 @@ The exporter is replaced by a list here, so these tests never import MLflow.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -58,6 +61,15 @@ def test_failed_attempts_are_error_children_of_the_llm_span(exported):
     assert all(a.start_ns >= llm.start_ns - 1_000_000 for a in attempts)
 
 
+def test_the_bundle_marks_each_failed_attempt_by_an_attribute_not_only_its_name(exported):
+    # the labextension tells attempts apart by this attribute (a span name is the user's to choose)
+    response = wb.complete("fall back please", "fake/fail?status=503", fallbacks=["fake/echo"], cache=False)
+    spans = wb.show_trace(response).bundle["spans"]
+    marked = [s["attributes"]["attempt"] for s in spans if "attempt" in s["attributes"]]
+    assert marked == list(range(1, len(response.attempts) + 1))
+    assert all(s["status"] == "ERROR" for s in spans if "attempt" in s["attributes"])
+
+
 def test_a_call_that_fails_everywhere_is_an_error_trace(exported):
     with pytest.raises(ProviderError):
         wb.complete("nobody answers", "fake/fail?status=400", cache=False)
@@ -70,22 +82,26 @@ def test_user_spans_nest_calls_and_an_exception_marks_the_span_and_propagates(ex
     def send_email(to: str, body: str) -> str:
         raise ValueError("Invalid address")
 
-    with pytest.raises(ValueError, match="Invalid address"):
-        with wb.span("pipeline", inputs={"request": "Summarize this PDF and email it to Bob"}) as root:
-            with wb.span("retrieve", kind="retriever") as step:
-                step.set_outputs(["a", "b", "c"])
-            answer = wb.complete("summarize a b c", "fake/echo", cache=False)
-            send_email("bob@", answer.text)
+    with (
+        pytest.raises(ValueError, match="Invalid address"),
+        wb.span("pipeline", inputs={"request": "Summarize this PDF and email it to Bob"}) as root,
+    ):
+        with wb.span("retrieve", kind="retriever") as step:
+            step.set_outputs(["a", "b", "c"])
+        answer = wb.complete("summarize a b c", "fake/echo", cache=False)
+        send_email("bob@", answer.text)
     assert answer.trace_id == root.trace_id
     (trace,) = exported
     spans = by_name(trace)
-    assert set(spans) == {"pipeline", "retrieve", "fake/echo", "test_user_spans_nest_calls_and_an_exception_marks_the_span_and_propagates.<locals>.send_email"}
+    assert set(spans) == {"pipeline", "retrieve", "fake/echo",
+                          "test_user_spans_nest_calls_and_an_exception_marks_the_span_and_propagates.<locals>.send_email"}
     tool = next(s for s in trace.spans if s.kind == "tool")
     assert tool.status == "ERROR" and tool.error_type == "ValueError" and tool.error_message == "Invalid address"
     assert tool.inputs == {"to": "bob@", "body": "summarize a b c"}
     assert spans["pipeline"].status == "ERROR" and spans["retrieve"].status == "OK"
     root_id = spans["pipeline"].span_id
-    assert spans["retrieve"].parent_id == root_id and spans["fake/echo"].parent_id == root_id and tool.parent_id == root_id
+    assert spans["retrieve"].parent_id == root_id and spans["fake/echo"].parent_id == root_id
+    assert tool.parent_id == root_id
     assert spans["retrieve"].outputs == ["a", "b", "c"]
 
 
@@ -120,9 +136,8 @@ def test_lineage_from_the_cell_goes_on_the_trace(exported):
     assert trace.lineage == {"notebook": "notebooks/02_tracing.ipynb", "execution_count": 7, "cell_id": "abc",
                              "template": "Summarize {doc}", "variables": ["doc"]}
     assert wb.show_trace(response).bundle["lineage"]["cell_id"] == "abc"
-    with pytest.raises(ConfigError, match="cel_id"):
-        with tracing.lineage(cel_id="typo"):
-            pass
+    with pytest.raises(ConfigError, match="cel_id"), tracing.lineage(cel_id="typo"):
+        pass
 
 
 def test_calls_inside_a_run_carry_its_id_and_count_toward_it(exported):
@@ -172,7 +187,8 @@ def test_show_trace_before_any_call_says_what_to_do():
 def test_the_llm_magics_cell_context_is_lineage_too(exported):
     from workbench.notebook.lineage import CellContext, in_cell
 
-    cell = CellContext(execution_count=4, cell_id="cell-9", template="Hi {name}", variables=("name",), line="-m fake/echo")
+    cell = CellContext(execution_count=4, cell_id="cell-9", template="Hi {name}", variables=("name",),
+                       line="-m fake/echo")
     with in_cell(cell), tracing.lineage(notebook="demo.ipynb"):
         response = wb.complete("Hi Bo", "fake/echo", cache=False)
     assert wb.show_trace(response.trace_id).trace.lineage == {
@@ -181,8 +197,7 @@ def test_the_llm_magics_cell_context_is_lineage_too(exported):
 
 
 def test_trace_magic_and_llm_line_commands(exported, ipython_shell):
-
-    from workbench.notebook import trace_magics
+    from workbench.notebook import line_commands, trace_magics
 
     shell = ipython_shell
     trace_magics.register(shell)
@@ -203,8 +218,19 @@ def test_trace_magic_and_llm_line_commands(exported, ipython_shell):
     assert len(errors) == 1 and errors[0]["text/plain"].startswith("ConfigError: %trace takes at most one trace id")
     assert "\n" not in errors[0]["text/plain"]
     with pytest.raises(ConfigError, match="%llm run start"):
-        trace_magics.llm_line("run begin")
+        line_commands.llm_line("run begin")
     with pytest.raises(ConfigError, match="port=N"):
-        trace_magics.llm_line("mlflow --verbose")
+        line_commands.llm_line("mlflow --verbose")
     with pytest.raises(ConfigError, match="unknown %llm command"):
-        trace_magics.llm_line("nope")
+        line_commands.llm_line("nope")
+
+
+def test_the_gateway_traces_every_call_without_importing_tracing_itself(tmp_path):
+    # The gateway (floor 2) never imports tracing (floor 4): the package face loads tracing before the first call.
+    probe = ("import sys, workbench.gateway.client as client\n"
+             "before = 'workbench.tracing' in sys.modules\n"
+             "response = client.complete('hi', 'fake/echo', cache=False)\n"
+             "print(before, 'workbench.tracing' in sys.modules, bool(response.trace_id))")
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path), "WORKBENCH_TRACING": "memory"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["False", "True", "True"]

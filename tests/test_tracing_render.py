@@ -92,9 +92,8 @@ def test_a_model_answer_with_markup_is_escaped_in_the_html():
 
 
 def test_markup_in_span_names_tags_and_errors_is_escaped():
-    with pytest.raises(RuntimeError):
-        with wb.span(XSS, kind="tool", attributes={"x": XSS}):
-            raise RuntimeError(XSS)
+    with pytest.raises(RuntimeError), wb.span(XSS, kind="tool", attributes={"x": XSS}):
+        raise RuntimeError(XSS)
     html = wb.show_trace().html
     assert "<script>" not in html and "<img" not in html
 
@@ -128,10 +127,9 @@ def test_a_huge_trace_is_capped_and_says_so():
 
 
 def test_an_open_trace_renders_as_in_progress():
-    with wb.span("outer") as outer:
-        with wb.span("inner"):
-            view = wb.show_trace(outer.trace_id) if False else TraceView(wb.tracing.context.current_span()[0])
-            bundle = view.bundle
+    with wb.span("outer") as outer, wb.span("inner"):
+        view = wb.show_trace(outer.trace_id) if False else TraceView(wb.tracing.context.current_span()[0])
+        bundle = view.bundle
     assert bundle["status"] == "IN_PROGRESS"
     assert [s["duration_ms"] for s in bundle["spans"]] == [None, None]
     assert "running" in view.html

@@ -17,7 +17,7 @@ import workbench as wb
 from workbench import config, tracing
 from workbench.errors import ConfigError
 from workbench.tracing import TracingWarning, exporter, memory
-from workbench.tracing.backend import ensure_mlflow
+from workbench.tracking.backend import ensure_mlflow
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,14 @@ def seed_pipeline(model: str = "fake/echo") -> tuple[str, wb.Response]:
     def send_email(to: str, body: str) -> None:
         raise ValueError("Invalid address")
 
-    with pytest.raises(ValueError):
-        with wb.span("summarize_and_email", inputs={"request": "Summarize this PDF and email it to Bob"}) as root:
-            with wb.span("retrieve", kind="retriever") as step:
-                step.set_outputs(["chunk 1", "chunk 2", "chunk 3"])
-            answer = wb.complete("Summarize: chunk 1, chunk 2, chunk 3", model, cache=False)
-            send_email("bob@", answer.text)
+    with (
+        pytest.raises(ValueError),
+        wb.span("summarize_and_email", inputs={"request": "Summarize this PDF and email it to Bob"}) as root,
+    ):
+        with wb.span("retrieve", kind="retriever") as step:
+            step.set_outputs(["chunk 1", "chunk 2", "chunk 3"])
+        answer = wb.complete("Summarize: chunk 1, chunk 2, chunk 3", model, cache=False)
+        send_email("bob@", answer.text)
     return root.trace_id, answer
 
 
@@ -83,9 +85,8 @@ def test_a_fake_api_key_never_reaches_the_store_or_artifacts(monkeypatch):
         with wb.span("step", inputs={"api_key_echo": key}) as step:
             step.set_outputs(f"Bearer {key}")
             wb.complete(f"my key is {key}", "fake/echo", cache=False, tags={"who": key})
-        with pytest.raises(RuntimeError):
-            with wb.span("fails"):
-                raise RuntimeError(f"auth failed for {key}")
+        with pytest.raises(RuntimeError), wb.span("fails"):
+            raise RuntimeError(f"auth failed for {key}")
     assert tracing.flush(60)
     home = config.settings().home
     checked = 0
@@ -119,7 +120,7 @@ def test_calls_inside_a_run_log_under_it_and_runs_lists_it():
 
 
 def test_a_session_run_spans_cells_until_ended(capsys):
-    from workbench.notebook.trace_magics import llm_line
+    from workbench.notebook.line_commands import llm_line
 
     llm_line("run start session experiment=tracing-tests temperature=0.3")
     assert "run 'session' open in experiment 'tracing-tests'" in capsys.readouterr().out
@@ -135,11 +136,12 @@ def test_a_session_run_spans_cells_until_ended(capsys):
     assert row["params.temperature"] == "0.3" and row["metrics.calls"] == 1 and row["status"] == "FINISHED"
 
 
+@pytest.mark.slow  # starts processes or a server: left out of make test-fast
 def test_the_mlflow_ui_starts_on_loopback_against_the_store():
     import json
     import urllib.request
 
-    from workbench.tracing.ui import start_ui
+    from workbench.tracking.ui import start_ui
 
     wb.complete("so the store has something", "fake/echo", cache=False)
     assert tracing.flush(60)
@@ -148,7 +150,7 @@ def test_the_mlflow_ui_starts_on_loopback_against_the_store():
         assert server.url.startswith("http://127.0.0.1:")
         assert start_ui() is server  # one UI per store and process
         url = f"{server.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=workbench"
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - the local UI
             assert json.loads(answer.read())["experiment"]["name"] == "workbench"
     finally:
         server.stop()

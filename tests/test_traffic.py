@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_calls_carry_their_variant_and_the_report_counts_them_with_feedback(trac
         wb.feedback(response, thumbs=False, stars=2)
     wb.feedback(answered["baseline"][4], thumbs=True)
     # the variant is on the trace too
-    from workbench.tracing.backend import backend, current_uri
+    from workbench.tracking.backend import backend, current_uri
 
     trace = backend(current_uri()).client.get_trace(answered["candidate"][0].trace_id)
     assert trace.info.tags["variant"] == "candidate" and trace.info.tags["rollout"] == "support"
@@ -101,7 +102,7 @@ def test_every_change_is_recorded_in_mlflow():
     assert run.data.params["candidate"] == CANDIDATE and run.data.params["alias"] == "support"
     assert [m.value for m in sorted(client.get_metric_history(rollout.run_id, "candidate_percent"),
                                     key=lambda m: m.step)] == [10, 30, 100]
-    events = json.loads(open(client.download_artifacts(rollout.run_id, "rollout/events.json")).read())
+    events = json.loads(Path(client.download_artifacts(rollout.run_id, "rollout/events.json")).read_text())
     assert [e["action"] for e in events] == ["start", "set", "promote"]
     # a new rollout under the same name replaces it
     again = wb.rollout("support", baseline=BASELINE, candidate="fake/slow?ms=1", percent=5)

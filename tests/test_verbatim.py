@@ -67,7 +67,8 @@ def test_answers_footers_and_errors_keep_their_dollars():
         assert typeset_texts(bundle["text/html"]) == []
     two = [show.Column(m, state="done", text=PLANS, response=wb.complete(PLANS, "fake/echo")) for m in ("a", "b")]
     assert typeset_texts(show.render(two, "markdown")[0]["text/html"]) == []
-    refused = wb.BudgetExceeded("refused: the budget is $0.0002 and $0.00019 is spent", budget_usd=2e-4, spent_usd=1.9e-4)
+    refused = wb.BudgetExceeded("refused: the budget is $0.0002 and $0.00019 is spent",
+                                budget_usd=2e-4, spent_usd=1.9e-4)
     assert typeset_texts(show.error_bundle(refused)[0]["text/html"]) == []
 
 

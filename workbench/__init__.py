@@ -10,6 +10,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from workbench.gateway.first_call import before_first_call
 from workbench.providers.local.resolvers import set_adapter_resolver
 
 # litellm fetches a price list and MLflow sends telemetry at import unless told otherwise.
@@ -31,6 +32,15 @@ def _finetune_adapters(name: str, version: str | None) -> str | os.PathLike[str]
 
 set_adapter_resolver(_finetune_adapters, name="finetune")
 
+
+def _load_tracing() -> None:
+    """Every call is traced: tracing adds its gateway observer when imported, which happens before the first call
+    (not at `import workbench`, which stays light; the gateway, a lower floor, may not import tracing itself)."""
+    import workbench.tracing  # noqa: F401
+
+
+before_first_call(_load_tracing)
+
 # public name -> module that defines it
 _EXPORTS = {
     "complete": "workbench.gateway.client",
@@ -42,6 +52,8 @@ _EXPORTS = {
     "alias": "workbench.gateway.models",
     "route": "workbench.gateway.models",
     "set_price": "workbench.gateway.prices",
+    "reload_endpoints": "workbench.gateway.endpoint_registry",
+    "list_endpoints": "workbench.gateway.endpoint_registry",
     "spend": "workbench.gateway.accounting",
     "calls": "workbench.gateway.accounting",
     "set_budget": "workbench.gateway.accounting",
@@ -61,23 +73,22 @@ _EXPORTS = {
     "traced": "workbench.tracing.context",
     "show_trace": "workbench.tracing.view",
     "TraceView": "workbench.tracing.view",
-    "run": "workbench.tracing.tracking",
-    "runs": "workbench.tracing.tracking",
-    "prompt": "workbench.tracing.registry",
-    "prompts": "workbench.tracing.registry",
-    "register_prompt": "workbench.tracing.registry",
+    "run": "workbench.tracking.runs",
+    "runs": "workbench.tracking.runs",
+    "prompt": "workbench.tracking.prompts",
+    "prompts": "workbench.tracking.prompts",
+    "register_prompt": "workbench.tracking.prompts",
     "golden": "workbench.datasets.golden",
     "GoldenDataset": "workbench.datasets.golden",
     "evaluate": "workbench.evals.runner",
     "EvalResult": "workbench.evals.result",
-    "scorers": "workbench.evals.scoring",
     "compare": "workbench.evals.compare",
     "gate": "workbench.evals.compare",
     "GateResult": "workbench.evals.compare",
+    "plan": "workbench.evals.planning",
+    "Plan": "workbench.evals.planning",
     "calibrate": "workbench.evals.calibrate",
     "feedback": "workbench.signals.collect",
-    "training_data": "workbench.signals.exports",
-    "finetune": "workbench.finetune",
     "Adapter": "workbench.finetune.adapter",
     "FineTuneJob": "workbench.finetune.job",
     "FineTuneError": "workbench.errors",
@@ -87,9 +98,18 @@ _EXPORTS = {
     "RolloutReport": "workbench.traffic.monitor",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# public name -> module that IS it: workbench.scorers.regex(...), workbench.training_data.sft(),
+# workbench.finetune.lora(...)
+_MODULES = {
+    "scorers": "workbench.evals.scoring",
+    "training_data": "workbench.signals.exports",
+    "finetune": "workbench.finetune",
+}
+
+__all__ = sorted([*_EXPORTS, *_MODULES]) + ["__version__"]
 
 if TYPE_CHECKING:
+    from workbench import finetune as finetune
     from workbench.config import configure, settings
     from workbench.datasets.golden import GoldenDataset, golden
     from workbench.errors import (
@@ -103,34 +123,37 @@ if TYPE_CHECKING:
         StreamInterrupted,
         WorkbenchError,
     )
+    from workbench.evals import scoring as scorers
+    from workbench.evals.calibrate import calibrate
+    from workbench.evals.compare import GateResult, compare, gate
+    from workbench.evals.planning import Plan, plan
+    from workbench.evals.result import EvalResult
+    from workbench.evals.runner import evaluate
+    from workbench.finetune.adapter import Adapter
+    from workbench.finetune.job import FineTuneJob
     from workbench.gateway.accounting import budgets, calls, clear_cache, set_budget, spend
     from workbench.gateway.client import Stream, acomplete, complete, stream
+    from workbench.gateway.endpoint_registry import list_endpoints, reload_endpoints
     from workbench.gateway.models import alias, route
     from workbench.gateway.prices import set_price
     from workbench.gateway.response import Attempt, Response
-    from workbench.evals.calibrate import calibrate
-    from workbench.evals.compare import GateResult, compare, gate
-    from workbench.evals.result import EvalResult
-    from workbench.evals.runner import evaluate
-    from workbench.evals.scoring import scorers
+    from workbench.signals import exports as training_data
     from workbench.signals.collect import feedback
-    from workbench.finetune import finetune
-    from workbench.finetune.adapter import Adapter
-    from workbench.finetune.job import FineTuneJob
-    from workbench.signals.exports import training_data
+    from workbench.tracing.context import span, traced
+    from workbench.tracing.view import TraceView, show_trace
+    from workbench.tracking.prompts import prompt, prompts, register_prompt
+    from workbench.tracking.runs import run, runs
     from workbench.traffic.monitor import RolloutReport, rollout_report
     from workbench.traffic.routing import Rollout, rollout
-    from workbench.tracing.context import span, traced
-    from workbench.tracing.registry import prompt, prompts, register_prompt
-    from workbench.tracing.tracking import run, runs
-    from workbench.tracing.view import TraceView, show_trace
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name in _MODULES:
+        value: Any = importlib.import_module(_MODULES[name])
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

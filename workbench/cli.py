@@ -1,12 +1,22 @@
-"""`workbench demo|doctor|cache|mlflow` — the command line. Each command is one call of the Python API."""
+"""`workbench demo|doctor|cache|eval|team|mlflow` — the command line. Each command is one call of the Python API."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["main"]
+from workbench.demo import run_demo
+from workbench.doctor import report
+from workbench.errors import WorkbenchError
+from workbench.evals.cli import add_eval_arguments, run_eval
+from workbench.gateway import accounting, stores
+from workbench.secrets import redact
+from workbench.tracking.team_cli import add_team_parser, run_team
+from workbench.tracking.ui import start_ui
+
+__all__ = ["main", "build_parser"]
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -21,8 +31,6 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("cache")
 def _cache(args: argparse.Namespace) -> int:
-    from workbench.gateway import accounting, stores
-
     if args.action == "clear":
         removed = accounting.clear_cache()
         print(f"removed {removed} cached answer(s) from {stores.cache().path}")
@@ -33,25 +41,17 @@ def _cache(args: argparse.Namespace) -> int:
 
 @command("demo")
 def _demo(args: argparse.Namespace) -> int:
-    from workbench.demo import run_demo
-
     return run_demo()
 
 
 @command("doctor")
 def _doctor(args: argparse.Namespace) -> int:
-    from workbench.doctor import report
-
     print(report())
     return 0
 
 
 @command("mlflow")
 def _mlflow(args: argparse.Namespace) -> int:
-    import time
-
-    from workbench.tracing.ui import start_ui
-
     server = start_ui(port=args.port, wait_s=120.0)
     print(f"MLflow UI: {server.url}  (store: {server.store})", flush=True)
     if server.process is None:  # the store is already a server: nothing to keep running
@@ -68,9 +68,12 @@ def _mlflow(args: argparse.Namespace) -> int:
 
 @command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from workbench.evals.cli import run_eval
-
     return run_eval(args)
+
+
+@command("team")
+def _team(args: argparse.Namespace) -> int:
+    return run_team(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,22 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["clear", "info"], nargs="?", default="info")
     sub.add_parser("demo", help="run the quickstart demo offline")
     sub.add_parser("doctor", help="report what is installed and where things are")
-    from workbench.evals.cli import add_eval_parser
-
-    add_eval_parser(sub)
+    evaluation = sub.add_parser("eval", help="evaluate a model on a golden dataset; --gate fails CI on a regression")
+    add_eval_arguments(evaluation, data_flag=True)
+    add_team_parser(sub)
     ui = sub.add_parser("mlflow", help="start the MLflow UI on 127.0.0.1 against the current store")
     ui.add_argument("--port", type=int, default=None, help="port to listen on (default 5000, or a free one)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workbench.errors import WorkbenchError
-
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except WorkbenchError as exc:
-        print(f"workbench {args.command}: {exc}", file=sys.stderr)
+        print(f"workbench {args.command}: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

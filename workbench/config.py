@@ -10,13 +10,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dotenv import find_dotenv, load_dotenv
+
 from workbench.errors import ConfigError
 
-__all__ = ["Settings", "settings", "configure", "reset_settings", "find_home"]
+__all__ = ["Settings", "settings", "configure", "reset_settings", "find_home", "on_change"]
 
 DEFAULT_MODEL = "local/smollm2"
 
@@ -68,6 +71,9 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "
 _lock = threading.Lock()
 _current: Settings | None = None
 _overrides: dict[str, Any] = {}
+# Called after the settings change: stores opened for the old home are dropped (sqlite_store registers here,
+# so this floor-0 module never imports what sits on it).
+_change_hooks: list[Callable[[], None]] = []
 
 
 def find_home(start: Path | None = None) -> Path:
@@ -81,10 +87,6 @@ def find_home(start: Path | None = None) -> Path:
 
 def _load_dotenv() -> None:
     # API keys may live in a .env file; real environment variables win.
-    try:
-        from dotenv import find_dotenv, load_dotenv
-    except ImportError:  # pragma: no cover - python-dotenv is a dependency
-        return
     path = find_dotenv(usecwd=True)
     if path:
         load_dotenv(path, override=False)
@@ -174,7 +176,7 @@ def settings() -> Settings:
     return _current
 
 
-def configure(**options: Any) -> Settings:
+def configure(**options: object) -> Settings:
     """Set options for this process: home, default_model, judge_model, tracking_uri, cache_ttl_s,
     max_retries, retry_backoff_s, timeout_s, tracing. Unknown names and bad values raise ConfigError."""
     global _current
@@ -182,9 +184,7 @@ def configure(**options: Any) -> Settings:
     with _lock:
         _overrides.update(checked)
         _current = None
-    from workbench.gateway import stores  # a new home means new store files
-
-    stores.reset()
+    _changed()  # a new home means new store files
     return settings()
 
 
@@ -194,6 +194,18 @@ def reset_settings() -> None:
     with _lock:
         _overrides.clear()
         _current = None
-    from workbench.gateway import stores
+    _changed()
 
-    stores.reset()
+
+def on_change(hook: Callable[[], None]) -> None:
+    """Call `hook()` each time configure() or reset_settings() changes the settings (once per hook)."""
+    with _lock:
+        if hook not in _change_hooks:
+            _change_hooks.append(hook)
+
+
+def _changed() -> None:
+    with _lock:
+        hooks = list(_change_hooks)
+    for hook in hooks:
+        hook()

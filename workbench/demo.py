@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench import config
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.gateway import accounting
+from workbench.gateway.prices import format_usd
+from workbench.secrets import redact
 
 __all__ = ["run_demo", "execute_notebook", "notebooks_dir", "QUICKSTART", "ShownError", "shown_errors",
            "unexpected_errors", "EXPECT_TAG"]
@@ -32,7 +37,8 @@ def notebooks_dir() -> Path:
     for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
         if (root / "notebooks" / QUICKSTART).exists():
             return root / "notebooks"
-    raise ConfigError(f"notebooks/{QUICKSTART} not found next to the package or in {Path.cwd()}: run from the project root")
+    raise ConfigError(f"notebooks/{QUICKSTART} not found next to the package or in {Path.cwd()}: run from the "
+                      "project root")
 
 
 @contextmanager
@@ -56,9 +62,7 @@ def execute_notebook(path: Path, output: Path, *, env: Mapping[str, str] | None 
 
     The copy is written even when a cell fails (then the nbclient error is raised), so it can be inspected.
     """
-    import tempfile
-
-    import nbformat
+    import nbformat  # notebook runners load only for `workbench demo` and the notebook tests
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
@@ -128,11 +132,8 @@ def _shown_errors(notebook: Any) -> collections.Counter[str]:
 
 
 def _summary(home: Path, notebook: Any, output: Path, seconds: float) -> str:
-    import workbench as wb
-    from workbench.gateway.prices import format_usd
-
-    wb.configure(home=home)
-    calls = wb.calls()
+    config.configure(home=home)
+    calls = accounting.calls()
     answered = calls[calls["status"] == "ok"]
     models = answered["model_used"].value_counts()
     failed_attempts = int(calls["failed_attempts"].sum())
@@ -155,23 +156,21 @@ def run_demo() -> int:
     """Execute the quickstart notebook and print what happened. 0 on success, 1 when a cell failed."""
     from nbclient.exceptions import CellExecutionError
 
-    from workbench.config import settings
-
     source = notebooks_dir() / QUICKSTART
     output = source.parent / "executed" / QUICKSTART
-    home = settings().home / "demo"
+    home = config.settings().home / "demo"
     shutil.rmtree(home, ignore_errors=True)  # a fresh cache and ledger: every run tells the same story
     print(f"Running {source} with nbclient (offline; the first run converts the bundled model once)...", flush=True)
     started = time.perf_counter()
     try:
         notebook = execute_notebook(source, output, env={"WORKBENCH_HOME": str(home)})
     except CellExecutionError as exc:
-        print(f"A cell failed; the partly executed notebook is {output}\n{exc}")
+        print(f"A cell failed; the partly executed notebook is {output}\n{redact(str(exc))}")
         return 1
     try:
         print(_summary(home, notebook, output, time.perf_counter() - started))
     except WorkbenchError as exc:
-        print(f"The notebook ran ({output}) but its ledger could not be read: {exc}")
+        print(f"The notebook ran ({output}) but its ledger could not be read: {redact(str(exc))}")
         return 1
     unexpected = unexpected_errors(notebook)
     if unexpected:

@@ -8,18 +8,25 @@ as a single red line without a traceback::
     ├── ModelError             a model string nothing can serve (unknown provider, unknown alias)
     ├── MissingKeyError        a provider needs an API key that is not set (names the variable)
     ├── ProviderError          the provider (and every fallback) failed; carries the attempts
-    │   └── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
+    │   ├── StreamInterrupted  a stream broke after partial output (never cached or counted as success)
+    │   └── RateLimited        a 429 handed back to a caller that paces itself (carries Retry-After)
     ├── BudgetExceeded         the call would go over a budget; says the budget, spend, and how to raise it
     ├── StoreError             a local store (cache, ledger) cannot be opened or read
+    ├── NotFoundError          a named thing (trace, prompt, run, adapter, dataset) does not exist; also a LookupError
+    ├── DataError              input data (a dataset file, a row, a record) is malformed; names the row and the fix
+    ├── AccessDenied           the team server knows the user but refuses the action (HTTP 403)
+    ├── TeamServerError        the team server cannot be reached or answered an error
     └── FineTuneError          a fine-tune's child process failed or was killed; carries the tail of its log
+
+And one root for every warning the package gives, so `warnings.filterwarnings("ignore", category=WorkbenchWarning)`
+silences them all::
+
+    WorkbenchWarning (UserWarning)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from workbench.gateway.response import Attempt
+from dataclasses import dataclass
 
 __all__ = [
     "WorkbenchError",
@@ -28,10 +35,31 @@ __all__ = [
     "MissingKeyError",
     "ProviderError",
     "StreamInterrupted",
+    "RateLimited",
     "BudgetExceeded",
     "StoreError",
+    "NotFoundError",
+    "DataError",
+    "AccessDenied",
+    "TeamServerError",
     "FineTuneError",
+    "WorkbenchWarning",
+    "Attempt",
 ]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One failed try at one model: what failed, how, and how long it took (re-exported by gateway.response).
+
+    It lives here, with the errors that carry it (ProviderError.attempts), so this floor-0 module imports nothing."""
+
+    model: str
+    error_type: str
+    message: str
+    latency_ms: float
+    retryable: bool = False
+    started_at: float = 0.0  # epoch seconds, so a tracer can place the try on a timeline
 
 
 class WorkbenchError(Exception):
@@ -65,9 +93,18 @@ class ProviderError(WorkbenchError):
 class StreamInterrupted(ProviderError):
     """A stream broke after some text arrived; `partial_text` holds what came."""
 
-    def __init__(self, message: str, *, partial_text: str = "", attempts: Any = None) -> None:
+    def __init__(self, message: str, *, partial_text: str = "", attempts: list[Attempt] | None = None) -> None:
         super().__init__(message, attempts=attempts)
         self.partial_text = partial_text
+
+
+class RateLimited(ProviderError):
+    """A 429 raised at once (no retry) for a caller that paces itself; `retry_after_s` as the provider asked."""
+
+    def __init__(self, message: str, *, attempts: list[Attempt] | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.retry_after_s = retry_after_s
 
 
 class BudgetExceeded(WorkbenchError):
@@ -81,6 +118,26 @@ class BudgetExceeded(WorkbenchError):
 
 class StoreError(WorkbenchError):
     """A local sqlite store (cache, ledger) could not be opened or used."""
+
+
+class NotFoundError(WorkbenchError, LookupError):
+    """A trace, prompt, run, adapter or dataset asked for by name or id does not exist; the message says what does."""
+
+
+class DataError(WorkbenchError, ValueError):
+    """Input data is malformed (a dataset row, a file, a record); the message names where and how to fix it."""
+
+
+class AccessDenied(WorkbenchError):
+    """The team server knows who is asking but refuses them this action or endpoint (HTTP 403)."""
+
+
+class TeamServerError(WorkbenchError):
+    """The team's MLflow server could not be reached in time, or answered an error."""
+
+
+class WorkbenchWarning(UserWarning):
+    """Root of every warning Workbench gives (filter them all with this category)."""
 
 
 class FineTuneError(WorkbenchError):

@@ -1,6 +1,8 @@
 """Small sqlite stores shared by threads and processes: WAL, a busy timeout, named migrations.
 
-Used by the answer cache, the cost ledger, golden datasets and the signals journal.
+Used by the answer cache, the cost ledger, golden datasets and the signals journal. `per_home(filename, factory)`
+is the one way to get "the store of the current home": opened once per process and home, dropped (and closed)
+when configure() or reset_settings() changes the settings.
 
 Each store file has a `schema_migrations` table; a migration runs once, under a file lock, so two
 kernels opening a fresh home at the same moment do not race to create tables.
@@ -10,12 +12,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
+from filelock import FileLock
+
+from workbench import config
 from workbench.errors import StoreError
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "per_home", "forget_per_home"]
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 60.0
 
@@ -46,7 +54,8 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}; check the folder is writable or set WORKBENCH_HOME") from exc
+            raise StoreError(f"cannot open {self.path}: {exc}; check the folder is writable "
+                             "or set WORKBENCH_HOME") from exc
         return conn
 
     def _ensure_ready(self) -> None:
@@ -55,8 +64,6 @@ class SqliteStore:
         with self._ready_lock:
             if self._ready:
                 return
-            from filelock import FileLock
-
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -65,7 +72,8 @@ class SqliteStore:
             with FileLock(str(self.path) + ".lock", timeout=BUSY_TIMEOUT_S):
                 conn = self._open()
                 try:
-                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                                 "(name TEXT PRIMARY KEY, applied_at REAL)")
                     done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
                     for name, sql in self._migrations:
                         if name in done:
@@ -81,7 +89,7 @@ class SqliteStore:
                     conn.close()
             self._ready = True
 
-    def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self.connect().execute(sql, params)
         except sqlite3.Error as exc:
@@ -92,3 +100,34 @@ class SqliteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+# filename -> the store opened in the current home. Keyed by name alone: every change of the settings (the only
+# way the home changes) empties it, and the hot path (a cache lookup per call) then joins no paths.
+_opened: dict[str, Any] = {}
+_opened_lock = threading.Lock()
+
+
+def per_home(filename: str, factory: Callable[[Path], T]) -> T:
+    """The store kept in `<home>/<filename>` for the current home: `factory(path)` on first use, then the same one."""
+    found = _opened.get(filename)
+    if found is None:
+        with _opened_lock:
+            found = _opened.get(filename)
+            if found is None:
+                found = _opened[filename] = factory(config.settings().home / filename)
+    return cast(T, found)
+
+
+def forget_per_home() -> None:
+    """Close and drop every store per_home() opened (after the home folder changes; tests)."""
+    with _opened_lock:
+        found = list(_opened.values())
+        _opened.clear()
+    for store in found:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+config.on_change(forget_per_home)

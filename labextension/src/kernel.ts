@@ -7,13 +7,17 @@ import { Kernel } from '@jupyterlab/services';
 
 export const STATUS_EXPRESSION =
   "__import__('workbench.notebook.frontend', fromlist=['_']).status_json() " +
-  "if 'workbench.notebook' in __import__('sys').modules else 'null'";
+  "if 'workbench.notebook' in __import__('sys').modules else None";
 
 export const MLFLOW_EXPRESSION = "__import__('workbench.notebook.frontend', fromlist=['_']).mlflow_ui_json()";
 
 export class KernelExpressionError extends Error {}
 
-/** Evaluate `expression` (which must return JSON text) in the kernel and parse the result. */
+/**
+ * Evaluate `expression` in the kernel and return its JSON value. The kernel side returns a JsonReply
+ * (workbench/notebook/frontend.py), which IPython shows as `application/json` `{"value": ...}`: real JSON,
+ * so nothing here reads a Python repr.
+ */
 export async function evaluateJson(kernel: Kernel.IKernelConnection, expression: string): Promise<unknown> {
   const future = kernel.requestExecute(
     {
@@ -35,36 +39,9 @@ export async function evaluateJson(kernel: Kernel.IKernelConnection, expression:
   if (result.status !== 'ok') {
     throw new KernelExpressionError(`${result.ename}: ${result.evalue}`);
   }
-  const text = result.data?.['text/plain'];
-  if (typeof text !== 'string') {
-    throw new KernelExpressionError('the kernel answered with no text');
+  const json = result.data?.['application/json'];
+  if (json === null || typeof json !== 'object' || !('value' in json)) {
+    return null; // no JSON reply: Workbench is not loaded in this kernel (the expression's else branch)
   }
-  // text/plain is the repr of a Python str: 'json...' -> json...
-  return JSON.parse(pythonString(text));
-}
-
-/** Undo Python's repr of a str (JSON text, so only quotes and backslash escapes occur). */
-function pythonString(repr: string): string {
-  const quote = repr[0];
-  if ((quote !== "'" && quote !== '"') || repr[repr.length - 1] !== quote) {
-    return repr;
-  }
-  const body = repr.slice(1, -1);
-  return body.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/g, (_m, esc: string) => {
-    switch (esc[0]) {
-      case 'n':
-        return '\n';
-      case 't':
-        return '\t';
-      case 'r':
-        return '\r';
-      case 'x':
-      case 'u':
-        return String.fromCharCode(parseInt(esc.slice(1), 16));
-      case 'U':
-        return String.fromCodePoint(parseInt(esc.slice(1), 16));
-      default:
-        return esc;
-    }
-  });
+  return (json as { value: unknown }).value;
 }

@@ -24,9 +24,9 @@ export function addMlflowCommand(
       // open the tab now, inside the click, or the browser's popup blocker refuses it after the await
       const tab = window.open('', '_blank');
       try {
-        const answer = (await evaluateJson(kernel, MLFLOW_EXPRESSION)) as { url?: string; error?: string };
-        if (!answer.url || !/^https?:\/\//.test(answer.url)) {
-          throw new Error(answer.error ?? 'the kernel gave no address');
+        const answer = (await evaluateJson(kernel, MLFLOW_EXPRESSION)) as { url?: string; error?: string } | null;
+        if (!answer?.url || !/^https?:\/\//.test(answer.url)) {
+          throw new Error(answer?.error ?? 'the kernel gave no address');
         }
         if (tab) {
           tab.opener = null;

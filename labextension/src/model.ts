@@ -31,7 +31,6 @@ export interface IRow {
   context: boolean;
 }
 
-const ATTEMPT_NAME = / \(attempt \d+\)$/;
 const EXPAND_ALL_UP_TO = 300; // spans; bigger traces open two levels and the paths to errors
 
 function addCost(a: number | null, b: number | null): number | null {
@@ -66,7 +65,8 @@ export class TraceModel {
         tokens,
         cost,
         errorsBelow: 0,
-        attempt: span.status === 'ERROR' && ATTEMPT_NAME.test(span.name)
+        // the Python side marks each failed try of a call with its number (tracing/recorder.py)
+        attempt: span.status === 'ERROR' && num(attrs.attempt) !== null
       };
       (parent ? parent.children : this.roots).push(node);
       if (!byId.has(span.id)) {

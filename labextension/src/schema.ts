@@ -10,24 +10,6 @@ export const MIME_TYPE = 'application/vnd.workbench.trace+json';
 /** The schema version this renderer was built for. */
 export const SCHEMA_VERSION = 1;
 
-export const KINDS = [
-  'llm',
-  'chat_model',
-  'chain',
-  'agent',
-  'tool',
-  'retriever',
-  'parser',
-  'embedding',
-  'reranker',
-  'memory',
-  'workflow',
-  'task',
-  'guardrail',
-  'evaluator',
-  'unknown'
-] as const;
-
 export type Status = 'OK' | 'ERROR' | 'IN_PROGRESS';
 
 export interface ISpanError {

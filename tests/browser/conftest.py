@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lab import EXTENSION, Lab, chromium_missing, open_browser, start_lab  # noqa: E402
 
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     reason = chromium_missing()
     if reason:

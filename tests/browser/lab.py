@@ -7,6 +7,7 @@ Debian's Chromium driven by Playwright (never a downloaded one), with a fresh pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -88,10 +89,8 @@ class Lab:
 
     def stop(self) -> None:
         for kernel in self._kernels():
-            try:
+            with contextlib.suppress(OSError):  # already gone: the server is stopping anyway
                 self.api("DELETE", f"/api/kernels/{kernel['id']}")
-            except OSError:
-                pass
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:

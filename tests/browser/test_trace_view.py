@@ -21,6 +21,8 @@ from playwright.sync_api import expect
 
 from lab import Lab, Notebook
 
+pytestmark = pytest.mark.browser  # make test-fast leaves it out: JupyterLab in Chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -62,6 +64,19 @@ for i in range(2, 1001):
                                 "OK", outputs=f"output of step {i}"))
 TraceView(big)'''
 
+NAMED_LIKE_AN_ATTEMPT = '''\
+from workbench.tracing.records import SpanRecord, TraceRecord
+from workbench.tracing.view import TraceView
+
+MS = 1_000_000
+tries = TraceRecord("tr-" + "a7" * 16, "sqlite:///unused", finished=True)
+tries.spans.append(SpanRecord("%016x" % 1, None, "call", "llm", 0, 10 * MS, "OK"))
+tries.spans.append(SpanRecord("%016x" % 2, "%016x" % 1, "my step (attempt 1)", "tool", MS, 2 * MS, "ERROR",
+                              "ValueError", "a user span that only looks like a retry"))
+tries.spans.append(SpanRecord("%016x" % 3, "%016x" % 1, "fake/fail", "llm", 2 * MS, 3 * MS, "ERROR",
+                              "ServiceUnavailableError", "down", attributes={"attempt": 1}))
+TraceView(tries)'''
+
 FUTURE_VERSIONS = '''\
 from IPython.display import display
 MIME = "application/vnd.workbench.trace+json"
@@ -75,7 +90,7 @@ display({MIME: {"version": 3, "spans": "kept elsewhere now"},
 
 READ_ASSESSMENTS = '''\
 import json
-from workbench.tracing.backend import backend, current_uri
+from workbench.tracking.backend import backend, current_uri
 from workbench.tracing import exporter
 exporter.flush()
 stored = backend(current_uri()).client.get_trace(ANSWER.trace_id)
@@ -90,6 +105,7 @@ CELLS = {
     "xss_trace": "%trace",
     "fallback": "%%llm -m fake/fail --fallback fake/echo\nAre you there?",
     "fallback_trace": "%trace",
+    "named_attempt": NAMED_LIKE_AN_ATTEMPT,
     "future": FUTURE_VERSIONS,
     "assessments": READ_ASSESSMENTS,
     "big": BIG_TRACE,
@@ -276,6 +292,12 @@ def test_fallback_attempts_are_visible(notebook: Notebook) -> None:
     assert "ServiceUnavailableError" in attempts.first.locator(".wb-row-error").inner_text()
     detail = view.locator(".wb-detail")
     assert "Fallback" in detail.inner_text() and "Failed attempts" in detail.inner_text()
+
+
+def test_an_attempt_is_marked_by_its_attribute_not_by_its_name(notebook: Notebook) -> None:
+    view = trace_view(run(notebook, "named_attempt"))
+    assert "wb-attempt" not in row(view, "my step (attempt 1)").get_attribute("class")
+    assert "wb-attempt" in row(view, "fake/fail").get_attribute("class")
 
 
 def test_newer_schema_versions_render_what_they_can_else_the_html_fallback(notebook: Notebook) -> None:

@@ -43,11 +43,12 @@ except ValueError as exc:
 
 READ_SIGNALS = '''\
 import json
-from workbench.tracing.backend import backend, current_uri
+from workbench.tracking.backend import backend, current_uri
 from workbench.tracing import exporter
 exporter.flush()
 stored = backend(current_uri()).client.get_trace(RATED.trace_id)
-print("ASSESSMENTS=" + json.dumps(sorted([a.name, getattr(a, "value", None), a.valid] for a in stored.info.assessments)))'''
+rows = sorted([a.name, getattr(a, "value", None), a.valid] for a in stored.info.assessments)
+print("ASSESSMENTS=" + json.dumps(rows))'''
 
 CELLS = {
     "load": "%load_ext workbench",

@@ -3,6 +3,7 @@ and blank lines are fine; a bad file raises one WorkbenchError naming the line a
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import io
@@ -10,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ConfigError, WorkbenchError
 from workbench.datasets.rows import GoldenRow
+from workbench.errors import ConfigError, WorkbenchError
 
 __all__ = ["read_rows", "read_csv", "read_jsonl", "write_jsonl", "row_from_mapping", "as_path", "COLUMN_ALIASES"]
 
@@ -40,9 +41,14 @@ def _decode(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise WorkbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # Excel's "Unicode Text" and PowerShell write UTF-16 with a byte-order mark: read it rather than refuse
+    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode(encoding)
     except UnicodeDecodeError as exc:
+        if encoding == "utf-16":
+            raise WorkbenchError(f"{path.name}: not valid UTF-16 after its byte-order mark ({exc.reason}); "
+                                 "save the file as UTF-8") from None
         line = raw[: exc.start].count(b"\n") + 1
         raise WorkbenchError(f"{path.name} line {line}: byte {raw[exc.start]:#x} is not UTF-8; save the file as "
                              "UTF-8 (Excel: 'CSV UTF-8')") from None
@@ -67,6 +73,30 @@ def _unwrap(value: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
+_FIELD_LIMIT = 1 << 24  # csv's default (128 KiB) refuses a long prompt; 16 MiB still stops a runaway quote
+_DEEP = "nested too deeply to read (over Python's recursion limit); flatten it"
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise WorkbenchError(f"{where}: JSON {_DEEP}") from None
+
+
+def _check_unique(rows: list[GoldenRow], places: list[str]) -> list[GoldenRow]:
+    """Two rows of one file with the same explicit id: the second would be silently skipped. Say so instead."""
+    seen: dict[str, str] = {}
+    for row, where in zip(rows, places, strict=True):
+        if not row.row_id:
+            continue
+        if row.row_id in seen:
+            raise WorkbenchError(f"{where}: row id {row.row_id!r} is already used at {seen[row.row_id]}; give each "
+                                 "row its own id (or drop the id column: ids are then derived from the content)")
+        seen[row.row_id] = where
+    return rows
+
+
 def row_from_mapping(mapping: dict[str, Any], where: str) -> GoldenRow:
     """A GoldenRow from a dict with `input` (or an alias) and optionally `expected`, `verified`, `tags`..."""
     found, value = _pick(mapping, "input")
@@ -75,10 +105,8 @@ def row_from_mapping(mapping: dict[str, Any], where: str) -> GoldenRow:
                              "name the prompt column 'input' and the answer 'expected'")
     value = _unwrap(value, ("question", "input", "prompt", "messages", "request"))
     if isinstance(value, str) and value.lstrip().startswith("[{"):
-        try:  # messages stored as JSON text in a CSV cell
-            value = json.loads(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):  # messages stored as JSON text in a CSV cell; else the text itself
+            value = _json(value, where)
     fields: dict[str, Any] = {"input": value}
     for name in ("expected", "verified", "tags", "source", "notes", "row_id"):
         present, got = _pick(mapping, name)
@@ -96,8 +124,12 @@ def read_csv(path: str | Path) -> list[GoldenRow]:
     path = as_path(path)
     text = _decode(path).replace("\r\n", "\n").replace("\r", "\n")  # Windows and old-Mac line ends
     # strict: an unterminated quote is an error at its line, not one giant field
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
     rows: list[GoldenRow] = []
+    places: list[str] = []
     header: list[str] | None = None
     start = 1
     try:
@@ -107,6 +139,10 @@ def read_csv(path: str | Path) -> list[GoldenRow]:
                 continue  # blank lines
             if header is None:
                 header = [cell.strip() for cell in record]
+                twice = sorted({c for c in header if c and [h.lower() for h in header].count(c.lower()) > 1})
+                if twice:
+                    raise WorkbenchError(f"{path.name} line {line}: column {twice[0]!r} appears twice in the header; "
+                                         "rename or remove one (only one can be used)")
                 if not _pick(dict.fromkeys(header), "input")[0]:  # caught here even when no row follows
                     raise WorkbenchError(f"{path.name} line {line}: no 'input' column (got {', '.join(header)}); "
                                          "name the prompt column 'input' and the answer 'expected'")
@@ -115,21 +151,23 @@ def read_csv(path: str | Path) -> list[GoldenRow]:
                 raise WorkbenchError(f"{path.name} line {line}: {len(record)} fields where the header has "
                                      f"{len(header)} ({', '.join(header)}); quote fields that contain commas")
             rows.append(row_from_mapping(dict(zip(header, record, strict=True)), f"{path.name} line {line}"))
+            places.append(f"{path.name} line {line}")
     except csv.Error as exc:
         raise WorkbenchError(f"{path.name} line {start}: {exc}; check the quotes on that line") from None
     if header is None:
         raise WorkbenchError(f"{path.name} is empty: write a header line 'input,expected' and one row per example")
-    return rows
+    return _check_unique(rows, places)
 
 
 def read_jsonl(path: str | Path) -> list[GoldenRow]:
     path = as_path(path)
     rows: list[GoldenRow] = []
+    places: list[str] = []
     for number, line in enumerate(_decode(path).splitlines(), 1):  # splitlines: CRLF and CR too
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _json(line, f"{path.name} line {number}")
         except json.JSONDecodeError as exc:
             raise WorkbenchError(f"{path.name} line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
                                  "each line must be one JSON object") from None
@@ -137,7 +175,8 @@ def read_jsonl(path: str | Path) -> list[GoldenRow]:
             raise WorkbenchError(f"{path.name} line {number}: a JSON {type(record).__name__}, not an object like "
                                  '{"input": "...", "expected": "..."}')
         rows.append(row_from_mapping(record, f"{path.name} line {number}"))
-    return rows
+        places.append(f"{path.name} line {number}")
+    return _check_unique(rows, places)
 
 
 def read_rows(path: str | Path) -> list[GoldenRow]:
@@ -150,13 +189,14 @@ def read_rows(path: str | Path) -> list[GoldenRow]:
         return read_jsonl(path)
     if suffix == ".json":
         try:
-            data = json.loads(_decode(path))
+            data = _json(_decode(path), path.name)
         except json.JSONDecodeError as exc:
             raise WorkbenchError(f"{path.name} line {exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(data, list):
             raise WorkbenchError(f"{path.name}: expected a JSON list of objects (or use JSONL: one object a line)")
-        return [row_from_mapping(r if isinstance(r, dict) else {"input": r}, f"{path.name} item {i}")
-                for i, r in enumerate(data, 1)]
+        places = [f"{path.name} item {i}" for i in range(1, len(data) + 1)]
+        return _check_unique([row_from_mapping(r if isinstance(r, dict) else {"input": r}, where)
+                              for r, where in zip(data, places, strict=True)], places)
     if suffix in (".csv", ".tsv", ".txt"):
         return read_csv(path)
     raise ConfigError(f"{path.name}: unknown file type {suffix!r}; use .csv or .jsonl")
@@ -175,5 +215,6 @@ def write_jsonl(rows: list[GoldenRow], path: str | Path) -> Path:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; pass a file path in a writable folder") from None
+        raise WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; pass a file path in a writable "
+                             "folder") from None
     return path

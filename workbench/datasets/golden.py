@@ -7,6 +7,7 @@ version: the content digest, and an MLflow evaluation dataset holding that state
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,10 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.datasets import files
 from workbench.datasets.rows import GoldenRow, digest, input_text, row_key
+from workbench.datasets.store import store
+from workbench.datasets.versions import push_version
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import pandas as pd
 
 __all__ = ["GoldenDataset", "DatasetVersion", "golden", "golden_names", "resolve_data"]
@@ -68,23 +73,17 @@ class GoldenDataset:
         self.stored = stored
         self._memory: list[GoldenRow] = list(rows or [])
         if stored:
-            from workbench.datasets.store import store
-
             store().ensure(self.name)
 
     # -- reading
     @property
     def rows(self) -> list[GoldenRow]:
         if self.stored:
-            from workbench.datasets.store import store
-
             return store().rows(self.name)
         return list(self._memory)
 
     def __len__(self) -> int:
         if self.stored:
-            from workbench.datasets.store import store
-
             return store().count(self.name)
         return len(self._memory)
 
@@ -130,8 +129,6 @@ class GoldenDataset:
 
     def _write(self, rows: list[GoldenRow]) -> int:
         if self.stored:
-            from workbench.datasets.store import store
-
             return store().append(self.name, rows)
         for row in rows:
             if not row.row_id:
@@ -149,8 +146,6 @@ class GoldenDataset:
         current = self.row(row_id)
         changed = GoldenRow(**{**current.content(), **fields, "row_id": row_id})
         if self.stored:
-            from workbench.datasets.store import store
-
             store().update(self.name, changed)
         else:
             self._memory = [changed if r.row_id == row_id else r for r in self._memory]
@@ -158,14 +153,12 @@ class GoldenDataset:
 
     def remove(self, row_ids: str | list[str]) -> int:
         try:
-            ids = [row_ids] if isinstance(row_ids, str) else list(row_ids)
+            ids: list[Any] = [row_ids] if isinstance(row_ids, str) else list(row_ids)
         except TypeError:
             ids = [row_ids]
         if not all(isinstance(i, str) for i in ids):
             raise ConfigError(f"row_ids={row_ids!r:.80} must be a row id or a list of them: see .df for the row ids")
         if self.stored:
-            from workbench.datasets.store import store
-
             return store().delete(self.name, ids)
         before = len(self._memory)
         self._memory = [r for r in self._memory if r.row_id not in set(ids)]
@@ -175,8 +168,6 @@ class GoldenDataset:
     def save(self, name: str | None = None) -> DatasetVersion:
         """Record this state as a version (digest + MLflow evaluation dataset). An in-memory dataset is stored
         under `name` (or its own name) first."""
-        from workbench.datasets.store import store
-        from workbench.datasets.versions import push_version
 
         if not self.stored:
             target = _check_name(name or self.name)
@@ -201,8 +192,6 @@ class GoldenDataset:
     def versions(self) -> pd.DataFrame:
         import pandas as pd
 
-        from workbench.datasets.store import store
-
         found = store().versions(self.name) if self.stored else []
         frame = pd.DataFrame(found, columns=["version", "digest", "rows", "created_at", "mlflow_dataset_id"])
         frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s")
@@ -212,8 +201,6 @@ class GoldenDataset:
         """The saved version whose digest matches the rows now, if any."""
         if not self.stored:
             return None
-        from workbench.datasets.store import store
-
         rows = self.rows
         content = digest(rows)
         for found in store().versions(self.name):
@@ -257,12 +244,12 @@ class GoldenDataset:
         return f"<GoldenDataset {self.name!r} {len(self)} rows, {where}, digest {self.digest[:12]}>"
 
     def _repr_html_(self) -> str:
-        import html
 
         frame = self.df
         frame["input"] = frame["input"].map(lambda v: input_text(v)[:200])
         head = html.escape(repr(self))
-        return f"<div class='{NO_MATH}'><b>{head}</b>{frame.drop(columns=['row_id']).to_html(max_rows=20, escape=True)}</div>"
+        table = frame.drop(columns=['row_id']).to_html(max_rows=20, escape=True)
+        return f"<div class='{NO_MATH}'><b>{head}</b>{table}</div>"
 
 
 def _safe_default(stem: str) -> str:
@@ -292,18 +279,22 @@ def _rows_from(data: Any, where: str) -> list[GoldenRow]:
                       "'expected' columns, a list of dicts, or a GoldenDataset")
 
 
+if TYPE_CHECKING:
+    # What evaluate(), calibrate() and fine-tunes accept as data: a dataset, a stored dataset's name, a CSV/JSONL
+    # path, a DataFrame with input/expected columns, or a list of rows.
+    DataLike: TypeAlias = GoldenDataset | str | Path | pd.DataFrame | list[GoldenRow | dict[str, object]]
+
+
 def golden(name: str) -> GoldenDataset:
     """The golden dataset `name` in this home folder: loaded if it exists, created (empty) if not."""
     return GoldenDataset(name, stored=True)
 
 
 def golden_names() -> list[str]:
-    from workbench.datasets.store import store
-
     return store().names()
 
 
-def resolve_data(data: Any) -> GoldenDataset:
+def resolve_data(data: DataLike) -> GoldenDataset:
     """What evaluate() accepts: a GoldenDataset, a stored dataset's name, a DataFrame, or a CSV/JSONL path."""
     if isinstance(data, GoldenDataset):
         return data
@@ -311,8 +302,6 @@ def resolve_data(data: Any) -> GoldenDataset:
                                                                                           ".tsv", ".ndjson")):
         return GoldenDataset.from_file(data)
     if isinstance(data, str):
-        from workbench.datasets.store import store
-
         if not store().exists(data):
             known = ", ".join(store().names()) or "none yet"
             raise WorkbenchError(f"no golden dataset {data!r} (known: {known}): create it with "

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.scrub import scrub_text, scrub_value
 
 __all__ = ["GoldenRow", "digest", "normalize_input", "normalize_tags", "parse_bool", "input_text", "row_key"]
 
@@ -63,6 +64,18 @@ def parse_bool(value: Any, what: str = "verified") -> bool:
     raise ConfigError(f"{what}={value!r} is not yes or no: use true/false, 1/0 or yes/no")
 
 
+def _check_encodable(content: dict[str, Any]) -> None:
+    """A lone surrogate (a file name from a non-UTF-8 folder, a '\\ud800' escape in JSON) cannot be stored:
+    say which field holds it here, rather than fail inside the store."""
+    for name, value in content.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start:exc.end]
+            raise ConfigError(f"{name} holds {bad!r}, half of a character (a lone surrogate) that cannot be saved; "
+                              "fix the text, e.g. value.encode('utf-8', 'replace').decode()") from None
+
+
 def _optional_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -83,12 +96,14 @@ class GoldenRow:
 
     def __post_init__(self) -> None:
         self.row_id = str(self.row_id) if self.row_id is not None else ""
-        self.input = normalize_input(self.input)
-        self.expected = _optional_text(self.expected)
+        # scrubbed at birth, so no store, MLflow dataset or JSONL file made from a row can hold a key
+        self.input = scrub_value(normalize_input(self.input))
+        self.expected = scrub_text(_optional_text(self.expected))
         self.verified = parse_bool(self.verified)
         self.tags = normalize_tags(self.tags)
-        self.source = _optional_text(self.source)
-        self.notes = _optional_text(self.notes)
+        self.source = scrub_text(_optional_text(self.source))
+        self.notes = scrub_text(_optional_text(self.notes))
+        _check_encodable(self.content())
 
     def content(self) -> dict[str, Any]:
         """What the digest covers: everything but the row id."""
@@ -106,7 +121,7 @@ def input_text(value: str | list[dict[str, Any]]) -> str:
     return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in value)
 
 
-def row_key(value: str | list[dict[str, Any]], occurrence: int = 0) -> str:
+def row_key(value: object, occurrence: int = 0) -> str:
     """A stable key for pairing rows across evaluations: the input's content (and which duplicate it is)."""
     canonical = json.dumps(value, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(f"{occurrence}\x00{canonical}".encode()).hexdigest()[:16]

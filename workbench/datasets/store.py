@@ -7,14 +7,13 @@ whole dataset; `versions` records each saved state's digest and the MLflow evalu
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from workbench.datasets.rows import GoldenRow
-from workbench.sqlite_store import SqliteStore
+from workbench.sqlite_store import SqliteStore, per_home
 
 __all__ = ["GoldenStore", "store"]
 
@@ -86,7 +85,7 @@ class GoldenStore:
         return [r[0] for r in self.db.execute("SELECT name FROM golden_datasets ORDER BY name")]
 
     def rows(self, name: str) -> list[GoldenRow]:
-        query = f"SELECT {_COLUMNS} FROM golden_rows WHERE dataset = ? ORDER BY seq"
+        query = f"SELECT {_COLUMNS} FROM golden_rows WHERE dataset = ? ORDER BY seq"  # noqa: S608 - our constant
         return [_row(r) for r in self.db.execute(query, (name,))]
 
     def count(self, name: str) -> int:
@@ -162,17 +161,6 @@ class GoldenStore:
                         (dataset_id, name, version))
 
 
-_lock = threading.Lock()
-_stores: dict[Path, GoldenStore] = {}
-
-
 def store() -> GoldenStore:
     """The golden store of the current home folder."""
-    from workbench.config import settings
-
-    path = settings().home / "golden.sqlite"
-    with _lock:
-        found = _stores.get(path)
-        if found is None:
-            found = _stores[path] = GoldenStore(path)
-        return found
+    return per_home("golden.sqlite", GoldenStore)

@@ -11,15 +11,16 @@ import warnings
 from typing import Any
 
 from workbench.datasets.rows import GoldenRow
-from workbench.errors import StoreError
+from workbench.errors import StoreError, WorkbenchWarning
 from workbench.secrets import redact
+from workbench.tracking.backend import backend, current_uri, ensure_mlflow
 
 __all__ = ["push_version", "mlflow_records", "GoldenWarning", "EXPERIMENT"]
 
 EXPERIMENT = "golden-datasets"
 
 
-class GoldenWarning(UserWarning):
+class GoldenWarning(WorkbenchWarning):
     """A golden dataset was saved locally but not in MLflow."""
 
 
@@ -42,8 +43,6 @@ def mlflow_records(rows: list[GoldenRow]) -> list[dict[str, Any]]:
 def push_version(name: str, version: int, digest: str, rows: list[GoldenRow]) -> str | None:
     """Create the MLflow evaluation dataset for one version; its id, or None (with a warning) when MLflow fails."""
     try:
-        from workbench.tracing.backend import backend, current_uri, ensure_mlflow
-
         ensure_mlflow()
         experiment_id = backend(current_uri()).experiment_id(EXPERIMENT)
         from mlflow.genai.datasets import create_dataset

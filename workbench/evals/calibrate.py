@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import html
+import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import ConfigError, WorkbenchError
-from workbench.evals.scoring import ScoreInput, as_scorer
+from workbench.errors import ConfigError, WorkbenchError, WorkbenchWarning
+from workbench.evals.repeats import check_repeats
+from workbench.evals.scoring import ScoreInput, ScorerSpec, as_scorer
+from workbench.evals.stats import spearman, weighted_kappa
+from workbench.gateway.models import validate_model
+from workbench.secrets import redact
+from workbench.tracking.backend import backend, current_uri, ensure_mlflow
 from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
@@ -40,6 +46,7 @@ class Calibration:
     confusion: pd.DataFrame  # rows: human score, columns: judge score
     table: pd.DataFrame
     run_id: str | None
+    judge_mode: str = "parse"
 
     @property
     def rows(self) -> int:
@@ -54,7 +61,7 @@ class Calibration:
         if self.usable:
             return f"{self.judge} agrees with humans well enough (kappa {self.kappa:.2f} >= {USABLE_KAPPA})"
         why = []
-        if not self.kappa == self.kappa or self.kappa < USABLE_KAPPA:
+        if self.kappa != self.kappa or self.kappa < USABLE_KAPPA:  # NaN (no agreement measurable) or too low
             why.append(f"weighted kappa {self.kappa:.2f} < {USABLE_KAPPA}" if self.kappa == self.kappa
                        else "no agreement measurable")
         if self.parse_failures > 0.1 * self.rows:
@@ -63,14 +70,16 @@ class Calibration:
 
     def __repr__(self) -> str:
         return (f"<Calibration {self.judge} on {self.n} rows: spearman {self.spearman:.2f}, weighted kappa "
-                f"{self.kappa:.2f}, exact {self.exact_agreement:.0%}, {self.parse_failures} unparseable>\n{self.verdict}")
+                f"{self.kappa:.2f}, exact {self.exact_agreement:.0%}, {self.parse_failures} unparseable>\n"
+                f"{self.verdict}")
 
     def _repr_html_(self) -> str:
         color = "#2e7d32" if self.usable else "#c62828"
         head = (f"Judge {html.escape(self.judge)} ({html.escape(self.scorer)}) on {self.n} human-scored rows: "
                 f"Spearman {self.spearman:.2f} · weighted kappa {self.kappa:.2f} · exact agreement "
                 f"{self.exact_agreement:.0%} · {self.parse_failures} unparseable")
-        return (f"<div class='{NO_MATH}'><div>{head}</div><div style='color:{color};font-weight:600'>{html.escape(self.verdict)}</div>"
+        return (f"<div class='{NO_MATH}'><div>{head}</div>"
+                f"<div style='color:{color};font-weight:600'>{html.escape(self.verdict)}</div>"
                 f"<div>Confusion (rows: human, columns: judge)</div>{self.confusion.to_html(escape=True)}</div>")
 
 
@@ -85,7 +94,7 @@ def _human_column(frame: Any, human: str | None) -> str:
     raise ConfigError("the data needs a column of human scores (human_score), plus input, output and expected")
 
 
-def _frame(data: Any) -> pd.DataFrame:
+def _frame(data: pd.DataFrame | str | Path | list[dict[str, object]]) -> pd.DataFrame:
     """The calibration rows from a DataFrame, a list of dicts, or a CSV/JSONL path."""
     import pandas as pd
 
@@ -106,21 +115,21 @@ def _frame(data: Any) -> pd.DataFrame:
                       "path with input, output, expected and human_score columns")
 
 
-def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str | None = None,
-              concurrency: int = 4, experiment: str = "judge-calibration") -> Calibration:
+def calibrate(judge: str, data: pd.DataFrame | str | Path | list[dict[str, object]], *,
+              scorer: ScorerSpec = "similarity", human: str | None = None,
+              concurrency: int = 4, experiment: str = "judge-calibration",
+              judge_mode: str = "parse") -> Calibration:
     """Score `data` (a DataFrame or CSV/JSONL with input, output, expected and a human score 1-5) with `judge`,
-    and measure agreement with the humans. Logged to MLflow as a run in `experiment`."""
+    and measure agreement with the humans. Logged to MLflow as a run in `experiment`. judge_mode="logprobs"
+    scores by the probability-weighted score tokens instead of parsing an answer (compare both)."""
     import numpy as np
     import pandas as pd
 
-    from workbench.evals.stats import spearman, weighted_kappa
-
     if judge is not None:
-        from workbench.gateway.models import validate_model
-
         validate_model(judge)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
+    check_repeats(1, judge_mode)
     frame = _frame(data)
     column = _human_column(frame, human)
     for needed in ("input", "output"):
@@ -133,7 +142,7 @@ def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str |
     if humans.isna().all():
         raise ConfigError(f"column {column!r} holds no numbers: human scores must be 1-5")
     expected = frame["expected"] if "expected" in frame.columns else pd.Series([None] * len(frame))
-    items = [ScoreInput(str(i), str(o), None if e is None or e != e else str(e), judge)
+    items = [ScoreInput(str(i), str(o), None if e is None or e != e else str(e), judge, mode=judge_mode)
              for i, o, e in zip(frame["input"], frame["output"], expected, strict=True)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -149,21 +158,14 @@ def calibrate(judge: str, data: Any, *, scorer: Any = "similarity", human: str |
     result = Calibration(
         judge, chosen.name, len(both), spearman(humans, judged), weighted_kappa(humans, judged, labels=labels),
         float((both["human"].round() == both["judge"].round()).mean()) if len(both) else float("nan"),
-        int(failures), confusion, table, None)
+        int(failures), confusion, table, None, judge_mode)
     result.run_id = _log(result, experiment, time.perf_counter() - started)
     return result
 
 
 def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
     try:
-        import tempfile
-        from pathlib import Path
-
-        from workbench.tracing.backend import ensure_mlflow
-
         mlflow = ensure_mlflow()
-        from workbench.tracing.backend import backend, current_uri
-
         client = mlflow.MlflowClient(current_uri())
         experiment_id = backend(current_uri()).experiment_id(experiment)
         run = client.create_run(experiment_id, run_name=f"calibrate {result.judge}",
@@ -171,6 +173,7 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         run_id = run.info.run_id
         client.log_param(run_id, "judge", result.judge)
         client.log_param(run_id, "scorer", result.scorer)
+        client.log_param(run_id, "judge_mode", result.judge_mode)
         for key, value in (("spearman", result.spearman), ("weighted_kappa", result.kappa),
                            ("exact_agreement", result.exact_agreement), ("n", result.n),
                            ("parse_failures", result.parse_failures), ("elapsed_s", elapsed_s)):
@@ -184,5 +187,5 @@ def _log(result: Calibration, experiment: str, elapsed_s: float) -> str | None:
         client.set_terminated(run_id, "FINISHED")
         return run_id
     except Exception as exc:  # the numbers are returned either way
-        warnings.warn(f"calibration not logged to MLflow: {str(exc)[:300]}", UserWarning, stacklevel=3)
+        warnings.warn(f"calibration not logged to MLflow: {redact(str(exc))[:300]}", WorkbenchWarning, stacklevel=3)
         return None

@@ -1,4 +1,4 @@
-"""compare() and gate(): evaluations side by side, and a regression gate on a paired bootstrap.
+"""compare() and gate(): evaluations side by side, and the gate (defined in evals/gates, exported here too).
 
 Rows are paired by their row key (the input's content), so an evaluation of the same golden set from a file,
 a DataFrame or the store pairs up; a row only one side scored is left out of the paired numbers.
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError
+from workbench.evals.gates import GateResult, gate
 from workbench.evals.result import EvalResult
 from workbench.evals.stats import paired_bootstrap
 from workbench.verbatim import NO_MATH
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["compare", "Comparison", "gate", "GateResult", "as_results"]
 
 
-def _load(item: Any) -> EvalResult:
+def _load(item: EvalResult | str) -> EvalResult:
     if isinstance(item, EvalResult):
         return item
     if isinstance(item, str) and item.strip():
@@ -29,7 +30,7 @@ def _load(item: Any) -> EvalResult:
     raise ConfigError(f"{item!r:.80} is neither an EvalResult nor an MLflow run id of an evaluation")
 
 
-def as_results(items: tuple[Any, ...]) -> list[tuple[str, EvalResult]]:
+def as_results(items: tuple[EvalResult | str, ...]) -> list[tuple[str, EvalResult]]:
     """(label, one-model result) pairs; a several-model result gives one pair per model."""
     flat: list[tuple[str, EvalResult]] = []
     for item in items:
@@ -37,7 +38,7 @@ def as_results(items: tuple[Any, ...]) -> list[tuple[str, EvalResult]]:
         for model in result.models:
             flat.append((model, result.for_model(model) if len(result.models) > 1 else result))
     labels = [label for label, _ in flat]
-    out = []
+    out: list[tuple[str, EvalResult]] = []
     for label, result in flat:  # the same model twice (two prompts, two runs): tell them apart by run
         if labels.count(label) > 1:
             label = f"{label} ({(result.run_id or result.prompt or 'run')[:8]})"
@@ -73,8 +74,9 @@ class Comparison:
     def _repr_html_(self) -> str:
         frame = self.metrics.copy()
         for column in ("mean_reference", "mean_candidate", "delta", "ci_low", "ci_high"):
-            frame[column] = frame[column].map(lambda v: f"{v:+.3f}" if column in ("delta", "ci_low", "ci_high")
-                                              and v == v else f"{v:.3f}" if v == v else "–")
+            signed = column in ("delta", "ci_low", "ci_high")
+            frame[column] = frame[column].map(lambda v, signed=signed: f"{v:+.3f}" if signed and v == v
+                                              else f"{v:.3f}" if v == v else "–")
         head = f"Compared with {html.escape(self.labels[0])} on {len(self.table)} rows"
         return f"<div class='{NO_MATH}'><div>{head}</div>{frame.to_html(index=False, escape=True)}</div>"
 
@@ -82,7 +84,7 @@ class Comparison:
         return f"<Comparison {' vs '.join(self.labels)}: {len(self.table)} rows>\n{self.metrics.to_string(index=False)}"
 
 
-def compare(*results: Any, metrics: list[str] | None = None, confidence: float = 0.95) -> Comparison:
+def compare(*results: EvalResult | str, metrics: list[str] | None = None, confidence: float = 0.95) -> Comparison:
     """Side by side: EvalResults or MLflow run ids (a several-model result counts as one per model). The first
     is the reference; each other is compared with it per row and per metric (wins/ties/losses, a paired interval)."""
     import pandas as pd
@@ -104,7 +106,7 @@ def compare(*results: Any, metrics: list[str] | None = None, confidence: float =
         for metric in chosen:
             table[f"{metric}: {label}"] = part[metric].astype(float)
     rows = []
-    for label, result in sides[1:]:
+    for label, _ in sides[1:]:
         for metric in chosen:
             a, b = table[f"{metric}: {reference_label}"], table[f"{metric}: {label}"]
             paired = paired_bootstrap(b.to_numpy(), a.to_numpy(), confidence)
@@ -113,74 +115,3 @@ def compare(*results: Any, metrics: list[str] | None = None, confidence: float =
                          "ci_high": paired.high, "n": paired.n, "wins": paired.wins, "ties": paired.ties,
                          "losses": paired.losses})
     return Comparison([label for label, _ in sides], pd.DataFrame(rows), table.reset_index())
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """Whether the candidate may ship: `bool(result)`, `.passed`, `.reason`, the paired interval of the delta."""
-
-    passed: bool
-    metric: str
-    delta: float  # mean of candidate - baseline over the rows both scored
-    ci_low: float
-    ci_high: float
-    confidence: float
-    min_delta: float
-    n: int
-    mean_candidate: float
-    mean_baseline: float
-    wins: int
-    ties: int
-    losses: int
-    reason: str
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def __str__(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'}: {self.reason}"
-
-    def _repr_html_(self) -> str:
-        color = "#2e7d32" if self.passed else "#c62828"
-        return f'<div class="{NO_MATH}" style="color:{color};font-weight:600">{html.escape(str(self))}</div>'
-
-
-def _single(item: Any, role: str) -> EvalResult:
-    result = _load(item)
-    if len(result.models) != 1:
-        raise ConfigError(f"the {role} evaluation has {len(result.models)} models ({', '.join(result.models)}): "
-                          f"pass one, e.g. result.for_model({result.models[0]!r})")
-    return result
-
-
-def gate(candidate: Any, baseline: Any, metric: str = "similarity", min_delta: float = 0.0,
-         confidence: float = 0.95) -> GateResult:
-    """Pass when the lower end of the `confidence` interval of (candidate - baseline) on `metric`, a paired
-    bootstrap over the rows both scored, is at least `min_delta`. min_delta=0: no worse, with confidence;
-    min_delta=-0.1 tolerates a small regression; min_delta=0.2 demands a clear improvement."""
-    if not 0.5 <= confidence < 1:
-        raise ConfigError(f"confidence={confidence!r} must be in [0.5, 1), e.g. 0.95")
-    new, old = _single(candidate, "candidate"), _single(baseline, "baseline")
-    for result, role in ((new, "candidate"), (old, "baseline")):
-        if metric not in result.scorers:
-            raise ConfigError(f"the {role} evaluation has no {metric!r} scores (it has {', '.join(result.scorers)}): "
-                              "pass metric=... or evaluate with that scorer")
-    a = new.table.drop_duplicates("row_key").set_index("row_key")[metric].astype(float)
-    b = old.table.drop_duplicates("row_key").set_index("row_key")[metric].astype(float)
-    a, b = a.align(b, join="inner")
-    paired = paired_bootstrap(a.to_numpy(), b.to_numpy(), confidence)
-    means = float(a.mean()) if len(a) else float("nan"), float(b.mean()) if len(b) else float("nan")
-    level = f"{confidence:.0%}"
-    if paired.n == 0:
-        passed = False
-        reason = f"no row has a {metric} score in both evaluations: nothing to compare (check the datasets match)"
-    else:
-        passed = paired.low >= min_delta
-        interval = f"{paired.mean_delta:+.3f} [{paired.low:+.3f}, {paired.high:+.3f}] ({level}, {paired.n} rows)"
-        verdict = "is at least" if passed else "is below"
-        reason = (f"{metric} delta {interval}; its lower bound {verdict} min_delta {min_delta:+.3f}; "
-                  f"wins/ties/losses {paired.wins}/{paired.ties}/{paired.losses}")
-    if new.digest != old.digest:
-        reason += "; the datasets differ (different digests): only rows in both were compared"
-    return GateResult(passed, metric, paired.mean_delta, paired.low, paired.high, confidence, float(min_delta),
-                      paired.n, means[0], means[1], paired.wins, paired.ties, paired.losses, reason)

@@ -1,8 +1,9 @@
-"""A progress display for long work, updated from the caller's thread only (never from workers).
+"""The one progress display for long work (evaluations, fine-tunes), updated from the caller's thread only.
 
-In a notebook: one display handle (HTML `<progress>` plus a text/plain line), updated at most every
-UPDATE_S, whose last state is what the saved notebook keeps. In a terminal: one `\\r` line on stderr.
-Elsewhere (a pipe, CI logs): silent until the final line.
+In a notebook: one display handle whose last state is what the saved notebook keeps. In a terminal: one `\\r`
+line on stderr. Elsewhere (a pipe, CI logs): silent until the final line. What is shown comes from a render
+function of the work's state, called only when an update will really be shown (a loss-curve PNG costs ~0.1 s),
+returning a MIME bundle whose text/plain is the one-line form.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ from __future__ import annotations
 import html
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from workbench.verbatim import NO_MATH
 
-__all__ = ["Progress", "in_notebook"]
+__all__ = ["Progress", "Bundle", "in_notebook", "rows_view", "UPDATE_S"]
 
 UPDATE_S = 0.2
+
+Bundle = dict[str, str]  # MIME type -> data; text/plain is always there
 
 
 def in_notebook() -> bool:
     """True inside an IPython shell (a kernel or a test's InteractiveShell). IPython is not imported here."""
-    if "IPython" not in sys.modules:
+    if "IPython" not in sys.modules:  # a library we never load ourselves: not loaded means no shell
         return False
     from IPython import get_ipython
 
@@ -29,47 +33,56 @@ def in_notebook() -> bool:
 
 
 class Progress:
-    def __init__(self, total: int, label: str, enabled: bool = True) -> None:
-        self.total, self.label = total, label
-        self.started = time.perf_counter()
+    def __init__(self, render: Callable[..., Bundle], enabled: bool = True, update_s: float = UPDATE_S) -> None:
+        self.render, self.update_s = render, update_s
         self._last = 0.0
         self._handle: Any = None
         self._mode = "off" if not enabled else "notebook" if in_notebook() else \
             "tty" if getattr(sys.stderr, "isatty", lambda: False)() else "quiet"
 
-    def _line(self, done: int, failed: int, state: str) -> str:
-        elapsed = time.perf_counter() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        note = f", {failed} failed" if failed else ""
-        return f"{self.label}: {done}/{self.total} rows{note} · {elapsed:.1f} s · {rate:.1f} rows/s{state}"
-
-    def update(self, done: int, failed: int = 0, *, force: bool = False, state: str = "") -> None:
+    def update(self, *state: Any, force: bool = False, **named: Any) -> None:
+        """Show `render(*state, **named)`, at most every update_s unless forced."""
         now = time.perf_counter()
-        if self._mode == "off" or (not force and now - self._last < UPDATE_S):
+        if self._mode in ("off", "quiet") or (not force and now - self._last < self.update_s):
             return
         self._last = now
-        line = self._line(done, failed, state)
+        bundle = self.render(*state, **named)
         if self._mode == "notebook":
-            bundle = {
-                "text/plain": line,
-                "text/html": f'<div class="wb-progress {NO_MATH}"><progress value="{done}" max="{max(self.total, 1)}" '
-                             f'style="width:20em;vertical-align:middle"></progress> {html.escape(line)}</div>',
-            }
             from IPython.display import display
 
             if self._handle is None:
                 self._handle = display(bundle, raw=True, display_id=True)
             else:
                 self._handle.update(bundle, raw=True)
-        elif self._mode == "tty":
-            sys.stderr.write("\r" + line[:150])
+        else:
+            sys.stderr.write("\r" + bundle["text/plain"][:150])
             sys.stderr.flush()
 
-    def close(self, done: int, failed: int = 0, state: str = " · done") -> None:
+    def close(self, *state: Any, **named: Any) -> None:
+        """The final state: the display's last update, the terminal's last line, or the one line of a pipe."""
         if self._mode == "off":
             return
-        self.update(done, failed, force=True, state=state)
+        if self._mode == "quiet":
+            print(self.render(*state, **named)["text/plain"], file=sys.stderr)
+            return
+        self.update(*state, force=True, **named)
         if self._mode == "tty":
             sys.stderr.write("\n")
-        elif self._mode == "quiet":
-            print(self._line(done, failed, state), file=sys.stderr)
+
+
+def rows_view(total: int, label: str) -> Callable[..., Bundle]:
+    """An evaluation's progress: rows done of `total`, failures, elapsed time and rate, as a `<progress>` bar."""
+    started = time.perf_counter()
+
+    def render(done: int, failed: int = 0, state: str = "") -> Bundle:
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        note = f", {failed} failed" if failed else ""
+        line = f"{label}: {done}/{total} rows{note} · {elapsed:.1f} s · {rate:.1f} rows/s{state}"
+        return {
+            "text/plain": line,
+            "text/html": f'<div class="wb-progress {NO_MATH}"><progress value="{done}" max="{max(total, 1)}" '
+                         f'style="width:20em;vertical-align:middle"></progress> {html.escape(line)}</div>',
+        }
+
+    return render

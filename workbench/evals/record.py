@@ -8,22 +8,29 @@ worker threads make the calls. Calls see the run through workbench's run context
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import re
-import threading
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import StoreError
+from workbench.datasets.files import write_jsonl
+from workbench.datasets.versions import dataset_input
+from workbench.errors import StoreError, WorkbenchWarning
+from workbench.evals.plots import figure_png, plot_result
+from workbench.evals.result import META_ARTIFACT, TABLE_ARTIFACT, EvalResult
 from workbench.secrets import redact
+from workbench.tracing import context
+from workbench.tracking import pending
+from workbench.tracking.backend import backend, current_uri, default_experiment_name, ensure_mlflow
 
 if TYPE_CHECKING:
     from workbench.datasets.golden import GoldenDataset
     from workbench.datasets.rows import GoldenRow
-    from workbench.evals.result import EvalResult
     from workbench.tracing.context import RunRef
 
 __all__ = ["EvalRun", "EvalWarning", "metric_key", "flush_records"]
@@ -48,9 +55,10 @@ def flush_records(timeout_s: float = 60.0) -> None:
 
 
 atexit.register(flush_records, 30.0)
+pending.register_flush("evaluation runs", flush_records)  # reads of MLflow (EvalResult.from_run, runs()) wait for them
 
 
-class EvalWarning(UserWarning):
+class EvalWarning(WorkbenchWarning):
     """The evaluation ran but could not be (fully) recorded in MLflow."""
 
 
@@ -68,9 +76,6 @@ class EvalRun:
     def start(self) -> RunRef | None:
         """Create the run; None (with a warning) when the store cannot be used: the evaluation still runs."""
         try:
-            from workbench.tracing import context
-            from workbench.tracing.backend import backend, current_uri, default_experiment_name, ensure_mlflow
-
             mlflow = ensure_mlflow()  # first: it serializes MLflow's import with the trace export thread's
             from mlflow.entities import Param
 
@@ -113,7 +118,8 @@ class EvalRun:
 
     def _finish(self, result: EvalResult, dataset: GoldenDataset, rows: list[GoldenRow], mlflow_dataset_id: str | None,
                 status: str) -> None:
-        assert self.ref is not None
+        if self.ref is None:  # start() could not make the run: nothing to finish
+            return
         run_id = self.ref.run_id
         try:
             self._client.log_batch(run_id, metrics=self._metrics(result))
@@ -126,15 +132,16 @@ class EvalRun:
         finally:
             try:
                 self._client.set_terminated(run_id, status)
-            except Exception:  # the run stays RUNNING in the UI; the result is still returned
-                pass
+            except Exception as exc:  # the run stays RUNNING in the UI; the result is still returned, and we say so
+                _undelivered.append(f"evaluation run {run_id} stays RUNNING in MLflow: {redact(str(exc))[:300]}")
 
     def fail(self) -> None:
         if self.ref is not None:
             try:
                 self._client.set_terminated(self.ref.run_id, "FAILED")
-            except Exception:
-                pass
+            except Exception as exc:  # the evaluation's own error is the one raised; this one is said alongside
+                warnings.warn(f"evaluation run {self.ref.run_id} stays RUNNING in MLflow: {redact(str(exc))[:300]}",
+                              EvalWarning, stacklevel=3)
 
     @staticmethod
     def _metrics(result: EvalResult) -> list[Any]:
@@ -145,10 +152,17 @@ class EvalRun:
         metrics: dict[str, float] = {"rows": float(len(result.table)), "parse_failures": float(result.parse_failures)}
         for row in result.summary.itertuples():
             prefix = (row.model,) if several else ()
-            for stat in ("mean", "ci_low", "ci_high", "n", "parse_failures"):
+            for stat in ("mean", "ci_low", "ci_high", "n", "parse_failures", "mde"):
                 value = float(getattr(row, stat))
                 if value == value:  # MLflow stores NaN, but the UI charts choke on it
                     metrics[metric_key(*prefix, row.scorer, stat)] = value
+        if result.judge_repeats > 1:  # the judge's self-agreement and noise, per judged scorer
+            for row in result.judge_noise.itertuples():
+                prefix = (row.model,) if several else ()
+                for stat, value in (("judge_agreement", row.agreement), ("judge_within_row_sd", row.within_row_sd),
+                                    ("judge_noise_on_mean", row.noise_on_mean)):
+                    if value == value:
+                        metrics[metric_key(*prefix, row.scorer, stat)] = float(value)
         table = result.table
         for model in result.models:
             part = table[table["model"] == model]
@@ -162,28 +176,20 @@ class EvalRun:
 
     @staticmethod
     def _write_artifacts(folder: Path, result: EvalResult, name: str, rows: list[GoldenRow]) -> None:
-        from workbench.datasets.files import write_jsonl
-        from workbench.evals.result import META_ARTIFACT, TABLE_ARTIFACT
-
         (folder / "eval").mkdir()
         result.table.to_json(folder / TABLE_ARTIFACT, orient="records", force_ascii=False, indent=1)
         (folder / META_ARTIFACT).write_text(json.dumps(result.meta(), indent=1), encoding="utf-8")
         result.summary.to_csv(folder / "eval" / "summary.csv", index=False)
-        try:
-            from workbench.evals.plots import figure_png, plot_result
-
+        with contextlib.suppress(Exception):  # a plot is a nicety; the numbers are logged above
             (folder / "eval" / "scores.png").write_bytes(figure_png(plot_result(result, pyplot=False)))
-        except Exception:  # a plot is a nicety; the numbers are logged above
-            pass
         write_jsonl(rows, folder / "dataset" / f"{name}.jsonl")
 
-    def _log_dataset(self, run_id: str, result: EvalResult, dataset: GoldenDataset, mlflow_dataset_id: str | None) -> None:
+    def _log_dataset(self, run_id: str, result: EvalResult, dataset: GoldenDataset,
+                     mlflow_dataset_id: str | None) -> None:
         """The dataset as the run's input: the MLflow evaluation dataset of that version, else a pandas dataset."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         if mlflow_dataset_id:
-            from workbench.datasets.versions import dataset_input
-
             entity = dataset_input(mlflow_dataset_id)
         else:  # an in-memory dataset: named by its digest; its rows are the run's dataset/ artifact
             source = json.dumps({"uri": f"runs:/{run_id}/dataset/{dataset.name}.jsonl"})

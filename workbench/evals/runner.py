@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import string
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
+from workbench import config
 from workbench.datasets.golden import GoldenDataset, resolve_data
 from workbench.datasets.rows import GoldenRow, input_text, row_key
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals.concurrency import AdaptiveLimit, Stopped, limited, use_limit
+from workbench.evals.progress import Progress, rows_view
+from workbench.evals.record import EvalRun
+from workbench.evals.repeats import check_repeats, score_repeated
 from workbench.evals.result import EvalResult
-from workbench.evals.scoring import Score, Scorer, ScoreInput, as_scorer
+from workbench.evals.scoring import Score, ScoreInput, Scorer, ScorerSpec, as_scorer
+from workbench.gateway import client
+from workbench.gateway.calls import check_params
+from workbench.gateway.models import validate_model
+from workbench.tracing import context as tracing_context
 
-__all__ = ["evaluate", "EvalHandle", "DEFAULT_SCORERS"]
+if TYPE_CHECKING:
+    from workbench.datasets.golden import DataLike
+    from workbench.tracking.prompts import Prompt
+
+__all__ = ["evaluate", "EvalHandle", "DEFAULT_SCORERS", "check_scorers"]
 
 DEFAULT_SCORERS = ("exact_match", "token_f1")
 NAN = float("nan")
@@ -44,17 +59,16 @@ class _Plan:
     cache: bool
     params: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
+    judge_repeats: int = 1
+    judge_mode: str = "parse"
 
 
 def _models(model: str | None, models: Any) -> list[str]:
-    from workbench.config import settings
-    from workbench.gateway.models import validate_model
-
     if model is not None and models is not None:
         raise ConfigError("pass model='...' or models=[...], not both")
     if models is not None and not isinstance(models, str | list | tuple):
         raise ConfigError(f"models={models!r:.80} must be a list of models, e.g. models=['fake/echo', 'local/smollm2']")
-    chosen = [model] if model is not None else list(models) if models is not None else [settings().default_model]
+    chosen = [model] if model is not None else list(models) if models is not None else [config.settings().default_model]
     if isinstance(models, str):
         chosen = [models]
     if not chosen:
@@ -66,7 +80,7 @@ def _models(model: str | None, models: Any) -> list[str]:
     return chosen
 
 
-def _scorers(specs: Any, judge: str | None) -> list[Scorer]:
+def check_scorers(specs: Any, judge: str | None) -> list[Scorer]:
     if specs is None:
         specs = [*DEFAULT_SCORERS, "similarity"] if judge else list(DEFAULT_SCORERS)
     if isinstance(specs, str | Scorer) or callable(specs):
@@ -91,8 +105,8 @@ def _check_template(template: Any) -> Any:
     if hasattr(template, "format") and hasattr(template, "template") and hasattr(template, "version"):
         variables = tuple(getattr(template, "variables", ()) or ())
         if variables and set(variables) != {"input"}:
-            raise ConfigError(f"prompt {template.name!r} v{template.version} uses {', '.join(variables)}: an evaluation "
-                              "fills only {input}, the row's input")
+            raise ConfigError(f"prompt {template.name!r} v{template.version} uses {', '.join(variables)}: an "
+                              "evaluation fills only {input}, the row's input")
         return template
     if not isinstance(template, str) or not template.strip():
         raise ConfigError(f"prompt={template!r:.60} is not a template: pass e.g. prompt='Answer briefly: {{input}}'")
@@ -120,7 +134,8 @@ def _render(template: Any, text: str) -> str:
         raise ConfigError(f"prompt template uses {{{exc.args[0]}}}: only {{input}} is filled; write {{{{ and }}}} "
                           "for literal braces") from None
     except ValueError as exc:
-        raise ConfigError(f"prompt template cannot be formatted ({exc}); write {{{{ and }}}} for literal braces") from None
+        raise ConfigError(f"prompt template cannot be formatted ({exc}); write {{{{ and }}}} for literal "
+                          "braces") from None
 
 
 def _payload(plan: _Plan, row: GoldenRow) -> Any:
@@ -138,8 +153,6 @@ def _payload(plan: _Plan, row: GoldenRow) -> Any:
 
 def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, Any]] | None:
     """Call every model on one row, then score; None when stopped before finishing (the row is dropped)."""
-    import workbench
-
     row, key = plan.rows[index], plan.keys[index]
     text = input_text(row.input)
     payload = _payload(plan, row)
@@ -150,9 +163,12 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         record: dict[str, Any] = {"row": index, "row_key": key, "row_id": row.row_id, "input": text,
                                   "expected": row.expected, "model": model}
         try:
-            response = workbench.complete(payload, model, cache=plan.cache, tags=plan.tags, **plan.params)
+            response = limited(functools.partial(client.complete, payload, model, cache=plan.cache, tags=plan.tags,
+                                                 **plan.params))
             record.update(output=response.text, error=None, latency_ms=response.latency_ms,
                           cost_usd=response.cost_usd or 0.0, cache_hit=response.cache_hit, trace_id=response.trace_id)
+        except Stopped:  # stopped while waiting on a rate limit: the row is dropped
+            return None
         except WorkbenchError as exc:  # a failed row is recorded, never stops the run
             record.update(output=None, error=f"{type(exc).__name__}: {exc}"[:1000], latency_ms=NAN, cost_usd=0.0,
                           cache_hit=False, trace_id=None)
@@ -163,10 +179,11 @@ def _row_task(plan: _Plan, index: int, stop: threading.Event) -> list[dict[str, 
         _score_all(plan, scorer, records, text, row, key)
     for record in records:
         record["judge_cost_usd"] = sum(record.pop(f"_{s.name}_cost", 0.0) for s in plan.scorers)
-    return records
+    return None if stop.is_set() else records  # a judge may have been cut short by the stop
 
 
-def _put(record: dict[str, Any], scorer: Scorer, score: Score) -> None:
+def _put(record: dict[str, Any], scorer: Scorer, score: Score, extras: dict[str, Any] | None = None) -> None:
+    record.update(extras or {})
     record[scorer.name] = score.value
     record[f"{scorer.name}_rationale"] = score.rationale
     record[f"{scorer.name}_failed"] = score.failed
@@ -179,16 +196,19 @@ def _put(record: dict[str, Any], scorer: Scorer, score: Score) -> None:
 def _score_all(plan: _Plan, scorer: Scorer, records: list[dict[str, Any]], text: str, row: GoldenRow,
                key: str) -> None:
     def item(record: dict[str, Any], other: str | None = None, label: str = "expected answer") -> ScoreInput:
-        return ScoreInput(text, record["output"], row.expected, plan.judge, key, other, label)
+        return ScoreInput(text, record["output"], row.expected, plan.judge, key, other, label, mode=plan.judge_mode)
+
+    def judged(one: ScoreInput) -> tuple[Score, dict[str, Any]]:
+        return score_repeated(scorer, one, plan.judge_repeats)
 
     missing = Score(NAN, rationale="no output: the call failed")
     if scorer.kind != "pairwise":
         for record in records:
-            _put(record, scorer, missing if record["output"] is None else scorer.score(item(record)))
+            _put(record, scorer, *((missing, {}) if record["output"] is None else judged(item(record))))
         return
     if len(records) == 1:  # one model: compared with the expected answer
         record = records[0]
-        _put(record, scorer, missing if record["output"] is None else scorer.score(item(record, row.expected)))
+        _put(record, scorer, *((missing, {}) if record["output"] is None else judged(item(record, row.expected))))
         return
     first, others = records[0], records[1:]
     complements = []
@@ -196,8 +216,8 @@ def _score_all(plan: _Plan, scorer: Scorer, records: list[dict[str, Any]], text:
         if record["output"] is None or first["output"] is None:
             _put(record, scorer, missing)
             continue
-        score = scorer.score(item(record, first["output"], f"answer of {first['model']}"))
-        _put(record, scorer, score)
+        score, extras = judged(item(record, first["output"], f"answer of {first['model']}"))
+        _put(record, scorer, score, extras)
         if not math.isnan(score.value):
             complements.append(1.0 - score.value)
     value = sum(complements) / len(complements) if complements else NAN
@@ -214,6 +234,7 @@ class _Execution:
         self.done: dict[int, list[dict[str, Any]]] = {}
         self.show = progress
         self.interrupted = False
+        self.limit = AdaptiveLimit(concurrency)  # AIMD on 429s: the workers share it
 
     def _collect(self, future: Future) -> None:
         records = future.result()
@@ -224,12 +245,11 @@ class _Execution:
         return sum(1 for recs in self.done.values() for r in recs if r["output"] is None)
 
     def run(self) -> list[dict[str, Any]]:
-        from workbench.evals.progress import Progress
-
-        progress = Progress(len(self.plan.rows), f"evaluating {self.plan.dataset.name}", self.show)
+        progress = Progress(rows_view(len(self.plan.rows), f"evaluating {self.plan.dataset.name}"), self.show)
         progress.update(0, force=True)
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="workbench-eval")
         pending: set[Future] = set()
+        token = use_limit(self.limit, self.stop)  # each worker's copied context carries it
         try:
             for index in range(len(self.plan.rows)):  # a context copy each: a Context runs in one thread at a time
                 pending.add(executor.submit(contextvars.copy_context().run, _row_task, self.plan, index, self.stop))
@@ -237,7 +257,7 @@ class _Execution:
                 finished, pending = wait(pending, timeout=_WAIT_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     self._collect(future)
-                progress.update(len(self.done), self.failed())
+                progress.update(len(self.done), self.failed(), state=self.limit.describe())
                 if self.cancel is not None and self.cancel.is_set():
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -248,8 +268,12 @@ class _Execution:
                     self._collect(future)
                 future.cancel()
         finally:
+            token.var.reset(token)
             executor.shutdown(wait=not self.interrupted, cancel_futures=True)
         state = " · interrupted: rows scored so far kept" if self.interrupted else " · done"
+        if self.limit.refusals:
+            state += (f" · concurrency {self.limit.maximum} -> {self.limit.lowest} at the lowest, "
+                      f"{self.limit.refusals} calls rate-limited and made again")
         progress.close(len(self.done), self.failed(), state)
         return [record for index in sorted(self.done) for record in self.done[index]]
 
@@ -263,6 +287,8 @@ def _table(plan: _Plan, records: list[dict[str, Any]]) -> Any:
         columns += [scorer.name, f"{scorer.name}_rationale", f"{scorer.name}_failed"]
         if scorer.kind != "deterministic":
             columns += [f"{scorer.name}_raw", f"{scorer.name}_trace_id"]
+            if plan.judge_repeats > 1:
+                columns += [f"{scorer.name}_repeats", f"{scorer.name}_sd", f"{scorer.name}_k"]
     columns.append("judge_cost_usd")
     frame = pd.DataFrame(records, columns=columns)
     for scorer in plan.scorers:
@@ -284,22 +310,39 @@ def _plan(data: Any, model: str | None, models: Any, prompt: Any, scorers: Any, 
         base = row_key(row.input)
         keys.append(row_key(row.input, seen.get(base, 0)))
         seen[base] = seen.get(base, 0) + 1
-    from workbench.gateway.calls import check_params
-    from workbench.gateway.models import validate_model
-
     if params is not None and not isinstance(params, dict):
         raise ConfigError(f"params={params!r:.80} must be a dict of model settings, e.g. params={{'max_tokens': 64}}")
     check_params(params or {})  # a bad setting fails here, not once per row
     if judge is not None:
         validate_model(judge)
-    return _Plan(dataset, rows, keys, _models(model, models), _scorers(scorers, judge), _check_template(prompt),
+    return _Plan(dataset, rows, keys, _models(model, models), check_scorers(scorers, judge), _check_template(prompt),
                  judge, bool(cache), dict(params or {}), {"workbench.eval": name[:200]})
 
 
-def evaluate(data: Any, model: str | None = None, *, models: Any = None, prompt: Any = None, scorers: Any = None,
+@overload
+def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
+             prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
              judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
-             cache: bool = True, params: dict[str, Any] | None = None, progress: bool = True,
-             wait: bool = True, _cancel: threading.Event | None = None) -> Any:
+             cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
+             wait: Literal[True] = True, judge_repeats: int = 1, judge_mode: str = "parse",
+             _cancel: threading.Event | None = None) -> EvalResult: ...
+
+
+@overload
+def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
+             prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
+             judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
+             cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
+             wait: Literal[False], judge_repeats: int = 1, judge_mode: str = "parse",
+             _cancel: threading.Event | None = None) -> EvalHandle: ...
+
+
+def evaluate(data: DataLike, model: str | None = None, *, models: str | Sequence[str] | None = None,
+             prompt: str | Prompt | None = None, scorers: ScorerSpec | Sequence[ScorerSpec] | None = None,
+             judge: str | None = None, concurrency: int = 8, name: str | None = None, experiment: str | None = None,
+             cache: bool = True, params: dict[str, object] | None = None, progress: bool = True,
+             wait: bool = True, judge_repeats: int = 1, judge_mode: str = "parse",
+             _cancel: threading.Event | None = None) -> EvalResult | EvalHandle:
     """Run `model` (or each of `models`) on every row of `data`, score the answers, record an MLflow run.
 
     data: a GoldenDataset, a golden dataset's name, a DataFrame with `input`/`expected`, or a CSV/JSONL path.
@@ -308,35 +351,39 @@ def evaluate(data: Any, model: str | None = None, *, models: Any = None, prompt:
     pairwise(...), or functions (input, output, expected) -> score; default exact_match and token_f1 (plus
     similarity when a judge is given). judge: the judge model (default: configure(judge_model=...)).
     params: model parameters (temperature, max_tokens...). wait=False returns an EvalHandle at once.
+    judge_repeats: judge each judged row k times (sampled, seeds 0..k-1, each cached) and score the mean; the
+    summary's `judge_noise` shows the judge's self-agreement. judge_mode: "parse" the judge's answer, or
+    "logprobs": the probability-weighted mean of the score tokens (providers that return logprobs).
     Returns an EvalResult; after Ctrl-C, the rows scored so far (`.interrupted` is True).
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number from 1 to 256")
+    check_repeats(judge_repeats, judge_mode)
     for label, value in (("name", name), ("experiment", experiment)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"{label}={value!r:.60} must be a non-empty string (or None), e.g. {label}='baseline'")
     plan_name = name
     if not wait:
         return EvalHandle(lambda cancel: evaluate(data, model, models=models, prompt=prompt, scorers=scorers,
-                                                  judge=judge, concurrency=concurrency, name=name, experiment=experiment,
-                                                  cache=cache, params=params, progress=False, _cancel=cancel))
+                                                  judge=judge, concurrency=concurrency, name=name,
+                                                  experiment=experiment,
+                                                  cache=cache, params=params, progress=False,
+                                                  judge_repeats=judge_repeats, judge_mode=judge_mode,
+                                                  _cancel=cancel))
     dataset_name = getattr(data, "name", None) or (data if isinstance(data, str) else "dataset")
     plan = _plan(data, model, models, prompt, scorers, judge, cache, params,
                  plan_name or f"{dataset_name}")
+    plan.judge_repeats, plan.judge_mode = judge_repeats, judge_mode
     return _run(plan, concurrency, name, experiment, progress, _cancel)
 
 
 def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None, progress: bool,
          cancel: threading.Event | None) -> EvalResult:
-    from workbench.config import settings
-    from workbench.evals.record import EvalRun
-    from workbench.tracing import context
-
     dataset = plan.dataset
     version = dataset.save() if dataset.stored else None  # the run points at exactly the rows it used
     digest = version.digest if version else dataset.digest
     uses_judge = any(s.kind != "deterministic" for s in plan.scorers)
-    judge = (plan.judge or settings().effective_judge_model) if uses_judge else None
+    judge = (plan.judge or config.settings().effective_judge_model) if uses_judge else None
     template = getattr(plan.template, "template", plan.template)
     run_name = name or f"{dataset.name} · {', '.join(plan.models)}"
     run = EvalRun(experiment, run_name, {
@@ -345,14 +392,15 @@ def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None
         "prompt_name": getattr(plan.template, "name", None), "prompt_version": getattr(plan.template, "version", None),
         "judge": judge, "scorers": ", ".join(s.name for s in plan.scorers), "concurrency": concurrency,
         "cache": plan.cache, **{f"param.{k}": v for k, v in plan.params.items()},
+        **({"judge_repeats": plan.judge_repeats, "judge_mode": plan.judge_mode} if uses_judge else {}),
     })
     ref = run.start()
     started = time.perf_counter()
     lineage: Any = contextlib.nullcontext()
     if getattr(plan.template, "name", None):
-        lineage = context.lineage(prompt_name=plan.template.name, prompt_version=plan.template.version)
+        lineage = tracing_context.lineage(prompt_name=plan.template.name, prompt_version=plan.template.version)
     try:
-        with (context.use_run(ref) if ref else contextlib.nullcontext()), lineage:
+        with (tracing_context.use_run(ref) if ref else contextlib.nullcontext()), lineage:
             execution = _Execution(plan, concurrency, progress, cancel)
             records = execution.run()
     except BaseException:
@@ -362,7 +410,9 @@ def _run(plan: _Plan, concurrency: int, name: str | None, experiment: str | None
                         run_id=ref.run_id if ref else None, interrupted=execution.interrupted,
                         elapsed_s=time.perf_counter() - started, judge=judge, prompt=template,
                         dataset_version=version.version if version else None,
-                        scales={s.name: (s.low, s.high) for s in plan.scorers})
+                        scales={s.name: (s.low, s.high) for s in plan.scorers},
+                        judge_repeats=plan.judge_repeats if uses_judge else 1,
+                        judge_mode=plan.judge_mode if uses_judge else "parse")
     run.finish(result, dataset, plan.rows, version.mlflow_dataset_id if version else None,
                "KILLED" if execution.interrupted else "FINISHED")
     return result

@@ -13,24 +13,29 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import random
 import re
 import string
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench import config
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.evals import judge_logprobs
+from workbench.evals.concurrency import limited
 from workbench.evals.parsing import parse_choice, parse_score
+from workbench.gateway import client
 
 __all__ = ["Score", "Scorer", "ScoreInput", "exact_match", "contains", "json_valid", "token_f1", "similarity",
-           "regex", "rubric", "pairwise", "as_scorer", "BUILTIN", "normalize", "judge_call", "scorers",
+           "regex", "rubric", "pairwise", "as_scorer", "ScorerSpec", "BUILTIN", "normalize", "judge_call",
            "SIMILARITY_PROMPT", "RUBRIC_PROMPT", "PAIRWISE_PROMPT"]
 
 NAN = float("nan")
 JUDGE_MAX_TOKENS = 200
 LOCAL_JUDGE_MAX_TOKENS = 24  # a 135M model rambles; a short answer is all it can give (and it is no judge)
+REPEAT_TEMPERATURE = 0.7  # judge repeats sample, or k greedy judgings would only repeat one answer
 
 
 @dataclass
@@ -52,6 +57,9 @@ class ScoreInput:
     key: str = ""  # the row's stable key (seeds the pairwise order)
     other: str | None = None  # pairwise: the answer this one is compared with
     other_label: str = "expected answer"
+    repeat: int = 0  # judge repeats: which judging of this row (its own seed, so its own cache entry)
+    sampled: bool = False  # judge repeats: the judge samples (temperature REPEAT_TEMPERATURE) instead of greedy
+    mode: str = "parse"  # "parse" the judge's answer, or read the score tokens' "logprobs"
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,10 @@ class Scorer:
 # -- deterministic -------------------------------------------------------------------------------------------
 
 _PUNCT = str.maketrans("", "", string.punctuation)
+
+
+# What a scorer may be given as: a built-in's name, a Scorer, or a function (input, output, expected) -> score.
+ScorerSpec = str | Scorer | Callable[..., object]
 
 
 def normalize(text: Any) -> str:
@@ -186,23 +198,27 @@ def _fill(template: str, **values: Any) -> str:
 def _judge_model(item: ScoreInput) -> str:
     if item.judge:
         return item.judge
-    from workbench.config import settings
-
-    return settings().effective_judge_model
+    return config.settings().effective_judge_model
 
 
-def judge_call(model: str, prompt: str) -> tuple[str, float, str | None]:
-    """(answer text, cost, trace id) of one judge call: deterministic settings, short answers."""
-    import workbench
-
+def judge_call(model: str, prompt: str, *, repeat: int = 0, sampled: bool = False) -> tuple[str, float, str | None]:
+    """(answer text, cost, trace id) of one judge call: greedy and short; a sampled repeat has its own seed."""
     limit = LOCAL_JUDGE_MAX_TOKENS if model.startswith("local/") else JUDGE_MAX_TOKENS
-    response = workbench.complete(prompt, model, temperature=0, max_tokens=limit, tags={"workbench.role": "judge"})
+    settings: dict[str, Any] = {"temperature": REPEAT_TEMPERATURE, "seed": repeat} if sampled else {"temperature": 0}
+    response = limited(lambda: client.complete(prompt, model, max_tokens=limit, tags={"workbench.role": "judge"},
+                                               **settings))
     return response.text, response.cost_usd or 0.0, response.trace_id
 
 
-def _graded(model: str, prompt: str) -> Score:
+def _graded(model: str, prompt: str, item: ScoreInput | None = None) -> Score:
+    if item is not None and item.mode == "logprobs":
+        value, note, cost, trace_id = judge_logprobs.judge_by_logprobs(model, prompt)
+        if value is None:
+            return Score(NAN, raw=note, failed=True, cost_usd=cost, trace_id=trace_id)
+        return Score(value, rationale=note, cost_usd=cost, trace_id=trace_id)
     try:
-        text, cost, trace_id = judge_call(model, prompt)
+        text, cost, trace_id = judge_call(model, prompt, repeat=item.repeat if item else 0,
+                                          sampled=bool(item and item.sampled))
     except WorkbenchError as exc:
         return Score(NAN, raw=f"judge {model} failed: {exc}"[:1000], failed=True)
     value, rationale = parse_score(text, 1, 5)
@@ -216,7 +232,7 @@ def _similarity(item: ScoreInput) -> Score:
     if missing:
         return missing
     prompt = _fill(SIMILARITY_PROMPT, input=item.input, expected=item.expected, output=item.output)
-    return _graded(_judge_model(item), prompt)
+    return _graded(_judge_model(item), prompt, item)
 
 
 similarity = Scorer("similarity", _similarity, kind="judge", low=1.0, high=5.0)
@@ -229,7 +245,7 @@ def rubric(criteria: str, *, name: str = "rubric") -> Scorer:
 
     def run(item: ScoreInput) -> Score:
         prompt = _fill(RUBRIC_PROMPT, criteria=criteria.strip(), input=item.input, output=item.output)
-        return _graded(_judge_model(item), prompt)
+        return _graded(_judge_model(item), prompt, item)
 
     return Scorer(name, run, kind="judge", low=1.0, high=5.0)
 
@@ -242,14 +258,12 @@ def pairwise(*, name: str = "pairwise", seed: int = 0) -> Scorer:
     def run(item: ScoreInput) -> Score:
         if item.other is None:
             return Score(NAN, rationale="nothing to compare with")
-        import random
-
-        swapped = random.Random(f"{seed}:{item.key}").random() < 0.5
+        swapped = random.Random(f"{seed}:{item.key}").random() < 0.5  # noqa: S311 - a fair coin, not a secret
         a, b = (item.other, item.output) if swapped else (item.output, item.other)
         model = _judge_model(item)
         prompt = _fill(PAIRWISE_PROMPT, input=item.input, a=a, b=b)
         try:
-            text, cost, trace_id = judge_call(model, prompt)
+            text, cost, trace_id = judge_call(model, prompt, repeat=item.repeat, sampled=item.sampled)
         except WorkbenchError as exc:
             return Score(NAN, raw=f"judge {model} failed: {exc}"[:1000], failed=True)
         choice, rationale = parse_choice(text)
@@ -287,7 +301,7 @@ def _coerce(result: Any) -> Score:
     return Score(value, rationale=None if rationale is None else str(rationale), failed=math.isnan(value))
 
 
-def as_scorer(spec: Any) -> Scorer:
+def as_scorer(spec: ScorerSpec) -> Scorer:
     """A Scorer from a built-in name, a Scorer, or a function (input, output, expected) -> score."""
     if isinstance(spec, Scorer):
         return spec
@@ -308,7 +322,3 @@ def as_scorer(spec: Any) -> Scorer:
         name = "custom" if name == "<lambda>" else name
         return Scorer(name, lambda item: _coerce(spec(item.input, item.output, item.expected)))
     raise ConfigError(f"scorer {spec!r:.80} is neither a name, a Scorer nor a function (input, output, expected)")
-
-
-# `workbench.scorers` is this module: workbench.scorers.regex(...), workbench.scorers.token_f1, ...
-scorers = sys.modules[__name__]

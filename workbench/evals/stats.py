@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "PairedResult", "spearman", "weighted_kappa", "RESAMPLES"]
+__all__ = ["bootstrap_ci", "paired_bootstrap", "PairedResult", "spearman", "weighted_kappa", "RESAMPLES",
+           "mcnemar_exact"]
 
 RESAMPLES = 2000
 
@@ -89,3 +90,22 @@ def weighted_kappa(a: Any, b: Any, labels: list[int] | None = None, weights: str
     with np.errstate(divide="ignore", invalid="ignore"):
         value = cohen_kappa_score(x, y, labels=labels, weights=weights)
     return float(value)
+
+
+def mcnemar_exact(worse: Any, better: Any, alternative: str = "two-sided") -> Any:
+    """Exact McNemar test on discordant pairs (binomial, p=1/2): `worse` rows went pass -> fail, `better` fail ->
+    pass. alternative 'greater': p of "the candidate is better"; 'less': of "worse". Arrays work elementwise."""
+    import numpy as np
+    from scipy.stats import binom
+
+    down, up = np.asarray(worse, dtype=float), np.asarray(better, dtype=float)
+    total = down + up
+    p_up = binom.sf(up - 1, total, 0.5)  # P(X >= up)
+    p_down = binom.sf(down - 1, total, 0.5)
+    if alternative == "greater":
+        p = p_up
+    elif alternative == "less":
+        p = p_down
+    else:
+        p = np.minimum(1.0, 2 * np.minimum(p_up, p_down))
+    return np.where(total == 0, 1.0, p)

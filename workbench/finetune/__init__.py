@@ -12,14 +12,9 @@ this package loads neither torch nor MLflow.
 
 from __future__ import annotations
 
-import sys
-
 from workbench.finetune.adapter import Adapter
 from workbench.finetune.api import dpo, lora
 from workbench.finetune.job import FineTuneJob
 from workbench.finetune.registry import adapters
 
-__all__ = ["lora", "dpo", "Adapter", "FineTuneJob", "adapters", "finetune"]
-
-# `workbench.finetune` is this package: workbench.finetune.lora(...), .dpo(...)
-finetune = sys.modules[__name__]
+__all__ = ["lora", "dpo", "Adapter", "FineTuneJob", "adapters"]

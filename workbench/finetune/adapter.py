@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import html
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.config import settings
 from workbench.errors import ConfigError, ModelError
+from workbench.finetune.registry import adapter_folder, client, latest_version
+from workbench.gateway.client import complete
+from workbench.gateway.response import Response
+from workbench.providers.local.adapters import load_with_adapter
+from workbench.providers.local.weights import _quiet_loading as quiet_loading  # transformers' bars off
 from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     from workbench.evals.compare import GateResult
     from workbench.evals.result import EvalResult
-    from workbench.gateway.response import Response
 
 __all__ = ["Adapter", "install_folder"]
 
 
 def install_folder(source: Path, name: str, version: str) -> Path:
     """Put a freshly trained adapter where the registry resolver looks first, so the first call downloads nothing."""
-    from workbench.config import settings
-
     target = settings().home / "adapters" / name / f"v{version}"
     if not (target / "adapter_config.json").is_file():
         staging = target.with_name(f".{target.name}.copy")
@@ -65,17 +69,10 @@ class Adapter:
         return f"{self.base}+adapter:{self.name}"
 
     def complete(self, prompt_or_messages: Any, **kwargs: Any) -> Response:
-        from workbench.gateway.client import complete
-
         return complete(prompt_or_messages, self.model, **kwargs)
 
     def merge(self, path: str | Path) -> Path:
         """Save base + adapter merged into plain weights (with the tokenizer) in `path`; use it as local/<path>."""
-        import warnings
-
-        from workbench.providers.local.adapters import load_with_adapter
-        from workbench.providers.local.weights import _quiet_loading
-
         target = Path(path).expanduser().resolve()
         if target.exists() and any(target.iterdir()):
             raise ConfigError(f"path={str(path)!r} exists and is not empty: pass a new folder for the merged model")
@@ -85,7 +82,7 @@ class Adapter:
             loaded = load_with_adapter(self.base.removeprefix("local/"), folder, f"{self.name}@{self.version}")
         try:
             target.mkdir(parents=True, exist_ok=True)
-            with _quiet_loading():  # no "Writing model shards" bar in a cell
+            with quiet_loading():  # no "Writing model shards" bar in a cell
                 loaded.model.save_pretrained(target, safe_serialization=True)
                 loaded.tokenizer.save_pretrained(target)
         except OSError as exc:
@@ -93,15 +90,11 @@ class Adapter:
         return target
 
     def _download(self) -> Path:
-        from workbench.finetune.registry import adapter_folder
-
         return adapter_folder(self.name, self.version)
 
     @classmethod
     def load(cls, name: str, version: int | str | None = None) -> Adapter:
         """A registered adapter version (the latest when version is None) read back from MLflow."""
-        from workbench.finetune.registry import client, latest_version
-
         chosen = str(version) if version is not None else latest_version(name)
         if chosen is None:
             raise ModelError(f"there is no adapter {name!r} in the MLflow registry: fine-tune one with "

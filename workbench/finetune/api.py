@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.datasets.golden import resolve_data
 from workbench.errors import ConfigError
+from workbench.evals.runner import DEFAULT_SCORERS, check_scorers
 from workbench.finetune.adapter import Adapter
 from workbench.finetune.job import EvalPlan, FineTuneJob
 from workbench.finetune.options import TrainData, TrainOptions, check_base, check_name, preference_rows, sft_rows
@@ -17,27 +19,28 @@ __all__ = ["lora", "dpo"]
 
 
 def _evaluation(eval_data: Any, scorers: Any, gate_metric: str | None, min_delta: float, prompt: Any,
-                eval_params: dict[str, Any] | None) -> EvalPlan | None:
+                eval_params: dict[str, Any] | None, gate_test: str = "superiority",
+                gate_margin: float | None = None) -> EvalPlan | None:
     if eval_data is None:
         if scorers is not None or gate_metric is not None:
             raise ConfigError("scorers= and gate_metric= apply to the re-evaluation: pass eval_data=<golden dataset> "
                               "too, or leave them out")
         return None
-    from workbench.datasets.golden import resolve_data
-
     dataset = resolve_data(eval_data)  # a missing dataset fails now, not after training
     if not dataset.rows:
         raise ConfigError(f"eval_data={dataset.name!r} has no rows: add some, or leave eval_data out")
     if isinstance(min_delta, bool) or not isinstance(min_delta, int | float):
         raise ConfigError(f"min_delta={min_delta!r} must be a number, e.g. min_delta=0.0")
-    from workbench.evals.runner import DEFAULT_SCORERS, _scorers
-
     # checked now, not after the training they would follow
-    names = [s.name for s in _scorers(scorers, None)] if scorers is not None else list(DEFAULT_SCORERS)
+    names = [s.name for s in check_scorers(scorers, None)] if scorers is not None else list(DEFAULT_SCORERS)
     if gate_metric is not None and gate_metric not in names:
         raise ConfigError(f"gate_metric={gate_metric!r} is not one of the scorers ({', '.join(names)}): pass one of "
                           "them, or add it to scorers=[...]")
-    return EvalPlan(dataset, scorers, gate_metric, float(min_delta), prompt, eval_params)
+    from workbench.evals.verdicts import check_test
+
+    check_test(gate_test, gate_margin if gate_test != "superiority" else None)  # a bad test fails before training
+    return EvalPlan(dataset, scorers, gate_metric, float(min_delta), prompt, eval_params, test=gate_test,
+                    margin=gate_margin)
 
 
 def _start(options: TrainOptions, data: TrainData, evaluation: EvalPlan | None, experiment: str | None,
@@ -55,20 +58,22 @@ def lora(base: str = "local/smollm2", data: Any = None, name: str | None = None,
          lr: float = 2e-4, batch_size: int = 4, max_length: int = 256, eval_data: Any = None, scorers: Any = None,
          gate_metric: str | None = None, min_delta: float = 0.0, prompt: Any = None,
          eval_params: dict[str, Any] | None = None, seed: int = 0, experiment: str | None = None, wait: bool = True,
-         progress: bool = True) -> Any:
+         progress: bool = True, gate_test: str = "superiority", gate_margin: float | None = None) -> Any:
     """LoRA supervised fine-tune of a local model; the loss is on the assistant's answers only.
 
     data: what workbench.training_data.sft() returns, a DataFrame with `messages` or `input`/`output`, a list of
     such dicts, or a JSONL path. name: the adapter's registered-model name (each run adds a version); call it at once
     as `local/<base>+adapter:<name>`. eval_data: a golden dataset to re-evaluate base and adapter on, then gate
-    (gate_metric, default token_f1; min_delta). Returns the Adapter (wait=True) or a FineTuneJob (wait=False).
+    (gate_metric, default token_f1; min_delta; gate_test="non_inferiority" or "equivalence" with gate_margin, see
+    workbench.gate). Returns the Adapter (wait=True) or a FineTuneJob (wait=False).
     """
     options = TrainOptions("sft", check_base(base), check_name(name), r, alpha, dropout, target_modules, epochs,
                            max_steps, lr, batch_size, max_length, seed)
     if data is None:
         raise ConfigError("data=None: pass the training rows, e.g. data=workbench.training_data.sft()")
     rows = sft_rows(data)
-    evaluation = _evaluation(eval_data, scorers, gate_metric, min_delta, prompt, eval_params)
+    evaluation = _evaluation(eval_data, scorers, gate_metric, min_delta, prompt, eval_params, gate_test,
+                             gate_margin)
     return _start(options, rows, evaluation, experiment, wait, progress)
 
 
@@ -77,7 +82,8 @@ def dpo(base: str = "local/smollm2", data: Any = None, name: str | None = None, 
         max_steps: int | None = None, lr: float = 5e-5, batch_size: int = 2, max_length: int = 256,
         eval_data: Any = None, scorers: Any = None, gate_metric: str | None = None, min_delta: float = 0.0,
         prompt: Any = None, eval_params: dict[str, Any] | None = None, seed: int = 0, experiment: str | None = None,
-        wait: bool = True, progress: bool = True) -> Any:
+        wait: bool = True, progress: bool = True, gate_test: str = "superiority",
+        gate_margin: float | None = None) -> Any:
     """DPO on preference triples with TRL's DPOTrainer, training a LoRA adapter (the base is the reference).
 
     data: what workbench.training_data.preferences() returns (prompt, chosen, rejected), or TRL's JSONL. The rest is
@@ -88,5 +94,6 @@ def dpo(base: str = "local/smollm2", data: Any = None, name: str | None = None, 
     if data is None:
         raise ConfigError("data=None: pass preference triples, e.g. data=workbench.training_data.preferences()")
     rows = preference_rows(data)
-    evaluation = _evaluation(eval_data, scorers, gate_metric, min_delta, prompt, eval_params)
+    evaluation = _evaluation(eval_data, scorers, gate_metric, min_delta, prompt, eval_params, gate_test,
+                             gate_margin)
     return _start(options, rows, evaluation, experiment, wait, progress)

@@ -16,14 +16,20 @@ saving what it learned so far (the parent keeps it as the KILLED run's artifact)
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import resource
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
+
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.finetune.sft_data import batches, encode_conversation, encode_rows
+from workbench.providers.local.weights import load_base
 
 __all__ = ["main", "default_targets", "check_targets"]
 
@@ -71,13 +77,11 @@ def default_targets(model: Any) -> list[str]:
     if known:
         return sorted(known)
     names = _linear_names(model)
-    guess = [n for n in ("q_proj", "v_proj", "c_attn", "query", "value", "query_key_value") if n in names]
+    guess: list[str] = [n for n in ("q_proj", "v_proj", "c_attn", "query", "value", "query_key_value") if n in names]
     return guess or sorted(names)[:2]
 
 
 def check_targets(model: Any, wanted: list[str] | None) -> list[str]:
-    from workbench.errors import ConfigError
-
     if wanted is None:
         return default_targets(model)
     names = _linear_names(model)
@@ -115,8 +119,6 @@ def _train_sft(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
     import torch
     from peft import get_peft_model
 
-    from workbench.finetune.sft_data import batches, encode_rows
-
     targets = check_targets(loaded.model, options["target_modules"])
     encoded = encode_rows(loaded.tokenizer, rows, options["max_length"])
     torch.manual_seed(options["seed"])  # the LoRA A matrices start random
@@ -126,7 +128,8 @@ def _train_sft(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
     per_epoch = math.ceil(len(encoded) / options["batch_size"])
     total = options["max_steps"] or per_epoch * options["epochs"]
     pipe.send("ready", steps=total, rows=len(encoded), target_modules=targets, device=device,
-              trainable_params=sum(p.numel() for p in trainable), total_params=sum(p.numel() for p in model.parameters()),
+              trainable_params=sum(p.numel() for p in trainable),
+              total_params=sum(p.numel() for p in model.parameters()),
               train_tokens=sum(e.trained_tokens for e in encoded))
     model.train()
     step, epoch, pad = 0, 0, loaded.tokenizer.pad_token_id
@@ -155,9 +158,6 @@ def _train_dpo(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
     from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from workbench.errors import ConfigError
-    from workbench.finetune.sft_data import encode_conversation
-
     targets = check_targets(loaded.model, options["target_modules"])
     for index, row in enumerate(rows):  # TRL would silently truncate: an error is clearer
         for side in ("chosen", "rejected"):
@@ -168,7 +168,8 @@ def _train_dpo(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
                                   f"{options['max_length']}: raise max_length or shorten it")
     per_epoch = math.ceil(len(rows) / options["batch_size"])
     total = options["max_steps"] or per_epoch * options["epochs"]
-    train = datasets.Dataset.from_list([{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
+    train = datasets.Dataset.from_list([{"prompt": r["prompt"],
+                                         "chosen": [{"role": "assistant", "content": r["chosen"]}],
                                          "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
     config = DPOConfig(
         output_dir=str(work / "trainer"), per_device_train_batch_size=options["batch_size"],
@@ -182,7 +183,8 @@ def _train_dpo(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
     class Report(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if logs and "loss" in logs:
-                extra = {k: float(v) for k, v in logs.items() if k.startswith("rewards/") and isinstance(v, int | float)}
+                extra = {k: float(v) for k, v in logs.items()
+                         if k.startswith("rewards/") and isinstance(v, int | float)}
                 pipe.send("step", step=int(state.global_step), loss=float(logs["loss"]), seconds=
                           time.perf_counter() - clock[0], extra=extra)
                 clock[0] = time.perf_counter()
@@ -204,9 +206,6 @@ def _train_dpo(loaded: Any, options: dict[str, Any], rows: list[dict[str, Any]],
 
 
 def _quiet() -> None:
-    import logging
-    import warnings
-
     warnings.filterwarnings("ignore")
     for name in ("transformers", "trl", "peft", "accelerate", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -221,8 +220,6 @@ def main(argv: list[str]) -> int:
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     options, out, work = spec["options"], Path(spec["out"]), spec_path.parent
     _quiet()
-    from workbench.errors import ConfigError, WorkbenchError
-    from workbench.providers.local.weights import load_base
 
     started = time.perf_counter()
     try:

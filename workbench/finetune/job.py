@@ -25,9 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, FineTuneError, WorkbenchError
+from workbench.evals.compare import gate
+from workbench.evals.progress import Progress
+from workbench.evals.runner import evaluate
 from workbench.finetune.adapter import Adapter, install_folder
 from workbench.finetune.options import TrainData, TrainOptions
+from workbench.finetune.progress import UPDATE_S, train_view
 from workbench.finetune.record import FineTuneRun
+from workbench.tracing import context
 
 __all__ = ["FineTuneJob", "EvalPlan", "CANCEL_GRACE_S"]
 
@@ -40,8 +45,10 @@ class EvalPlan:
     """Re-evaluation after training: base and adapter on a golden set, then the gate."""
 
     def __init__(self, data: Any, scorers: Any, metric: str | None, min_delta: float, prompt: Any,
-                 params: dict[str, Any] | None = None) -> None:
+                 params: dict[str, Any] | None = None, *, test: str = "superiority",
+                 margin: float | None = None) -> None:
         self.data, self.scorers, self.metric, self.min_delta, self.prompt = data, scorers, metric, min_delta, prompt
+        self.test, self.margin = test, margin  # the gate's test (workbench.gate): passed through
         self.params = params if params is not None else {"max_tokens": 64}
 
 
@@ -207,9 +214,7 @@ class FineTuneJob:
         self.record.flush()
 
     def _drive(self, progress: bool) -> Adapter | None:
-        from workbench.finetune.progress import TrainProgress
-
-        show = TrainProgress(f"{self.options.method} {self.options.name}", progress)
+        show = Progress(train_view(f"{self.options.method} {self.options.name}"), progress, update_s=UPDATE_S)
         closed = False
         try:
             self._pump(show)
@@ -275,12 +280,9 @@ class FineTuneJob:
         return adapter
 
     def _evaluate(self, adapter: Adapter, progress: bool) -> None:
-        from workbench.evals.compare import gate
-        from workbench.evals.runner import evaluate
-        from workbench.tracing import context
-
         plan = self.evaluation
-        assert plan is not None and self.record.run_id is not None and self.record.experiment_id is not None
+        if plan is None or self.record.run_id is None or self.record.experiment_id is None:
+            return  # no eval_data asked for, or no run to nest the evaluations under
         ref = context.RunRef(self.record.run_id, self.record.experiment_id)
         try:
             with context.use_run(ref):  # both evaluation runs nest under the fine-tune's run
@@ -290,7 +292,8 @@ class FineTuneJob:
                 adapter.adapter_eval = evaluate(plan.data, adapter.model, name=f"{adapter.name}: adapter", **common)
             scorers = adapter.adapter_eval.scorers
             metric = plan.metric or ("token_f1" if "token_f1" in scorers else scorers[0])
-            adapter.gate = gate(adapter.adapter_eval, adapter.base_eval, metric=metric, min_delta=plan.min_delta)
+            adapter.gate = gate(adapter.adapter_eval, adapter.base_eval, metric=metric, min_delta=plan.min_delta,
+                                test=plan.test, margin=plan.margin)
         except BaseException as exc:
             self.record.tags({"workbench.error": f"re-evaluation: {exc}"[:1000]})
             self.record.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -304,6 +307,7 @@ class FineTuneJob:
                               str(plan.prompt.version)} if hasattr(plan.prompt, "version") else {})})
         for key, value in {"gate_passed": float(verdict.passed), "gate_delta": verdict.delta,
                            "gate_ci_low": verdict.ci_low, "gate_ci_high": verdict.ci_high,
+                           "gate_p": verdict.p_adjusted, "gate_mde": verdict.mde,
                            f"eval_base_{verdict.metric}": verdict.mean_baseline,
                            f"eval_adapter_{verdict.metric}": verdict.mean_candidate}.items():
             if value == value:  # NaN when nothing was scored

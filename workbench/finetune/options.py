@@ -150,17 +150,18 @@ def _records(data: Any, what: str) -> tuple[list[dict[str, Any]], str]:
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"data={str(data)!r}: byte {exc.object[exc.start]:#x} at offset {exc.start} is not UTF-8; "
-                              "save the file as UTF-8 JSONL") from None
+            raise ConfigError(f"data={str(data)!r}: byte {exc.object[exc.start]:#x} at offset {exc.start} is not "
+                              "UTF-8; save the file as UTF-8 JSONL") from None
         except OSError as exc:
-            raise ConfigError(f"data={str(data)!r} cannot be read ({exc.strerror or exc}): pass a readable JSONL file") from None
+            raise ConfigError(f"data={str(data)!r} cannot be read ({exc.strerror or exc}): pass a readable JSONL "
+                              "file") from None
         records = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 records.append(json.loads(line))
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise ConfigError(f"data={str(path)!r} line {number} is not JSON ({exc.msg}): {line[:80]!r}") from None
         return records, str(path.resolve())
     if hasattr(data, "to_dict") and hasattr(data, "columns"):

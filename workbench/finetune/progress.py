@@ -1,22 +1,21 @@
-"""The live view of a fine-tune: step, loss, tokens/s and ETA, with the loss curve drawn by matplotlib.
+"""What the live view of a fine-tune shows: step, loss, tokens/s and ETA, with the loss curve drawn by matplotlib.
 
-Updated from the waiting (caller's) thread only. In a notebook: one display handle holding a PNG of the loss curve and
-a text/plain line (what a headless run or an export shows), redrawn at most every UPDATE_S (a PNG costs ~0.1 s); its
-last state is what the saved notebook keeps. In a terminal: one `\\r` line on stderr; in a pipe: the final line.
+Shown through the one progress display (workbench.evals.progress.Progress), redrawn at most every UPDATE_S (a PNG
+costs ~0.1 s). In a notebook the bundle holds a PNG of the loss curve and a text/plain line (what a headless run
+or an export shows); in a terminal or a pipe, the line alone.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import sys
-import time
 from typing import Any
 
-from workbench.evals.progress import in_notebook
+from workbench.evals.plots import figure_png
+from workbench.evals.progress import Bundle
 from workbench.verbatim import NO_MATH
 
-__all__ = ["TrainProgress", "loss_figure"]
+__all__ = ["train_view", "train_line", "loss_figure", "UPDATE_S"]
 
 UPDATE_S = 1.0
 
@@ -36,61 +35,34 @@ def loss_figure(steps: list[int], losses: list[float], title: str) -> Any:
     return figure
 
 
-class TrainProgress:
-    def __init__(self, label: str, enabled: bool = True) -> None:
-        self.label = label
-        self._last = 0.0
-        self._handle: Any = None
-        self._mode = "off" if not enabled else "notebook" if in_notebook() else \
-            "tty" if getattr(sys.stderr, "isatty", lambda: False)() else "quiet"
+def train_line(label: str, state: dict[str, Any]) -> str:
+    step, total = state.get("step", 0), state.get("total") or "?"
+    parts = [f"{label}: step {step}/{total}"]
+    if state.get("loss") is not None:
+        parts.append(f"loss {state['loss']:.3f}")
+    if state.get("tokens_per_s"):
+        parts.append(f"{state['tokens_per_s']:.0f} tokens/s")
+    if state.get("eta_s") is not None and state.get("phase") == "training":
+        parts.append(f"ETA {state['eta_s']:.0f} s")
+    parts.append(f"{state.get('elapsed_s', 0.0):.0f} s")
+    return " · ".join(parts) + (f" · {state['phase']}" if state.get("phase") not in (None, "training") else "")
 
-    @staticmethod
-    def line(label: str, state: dict[str, Any]) -> str:
-        step, total = state.get("step", 0), state.get("total") or "?"
-        parts = [f"{label}: step {step}/{total}"]
-        if state.get("loss") is not None:
-            parts.append(f"loss {state['loss']:.3f}")
-        if state.get("tokens_per_s"):
-            parts.append(f"{state['tokens_per_s']:.0f} tokens/s")
-        if state.get("eta_s") is not None and state.get("phase") == "training":
-            parts.append(f"ETA {state['eta_s']:.0f} s")
-        parts.append(f"{state.get('elapsed_s', 0.0):.0f} s")
-        return " · ".join(parts) + (f" · {state['phase']}" if state.get("phase") not in (None, "training") else "")
 
-    def update(self, state: dict[str, Any], steps: list[int], losses: list[float], *, force: bool = False) -> None:
-        now = time.perf_counter()
-        if self._mode == "off" or (not force and now - self._last < UPDATE_S):
-            return
-        self._last = now
-        text = self.line(self.label, state)
-        if self._mode == "notebook":
-            bundle = {"text/plain": text}
-            body = f"<div>{html.escape(text)}</div>"
-            if len(steps) >= 2:
-                try:
-                    from workbench.evals.plots import figure_png
+def train_view(label: str) -> Any:
+    """The render function of a fine-tune's Progress: (state, steps, losses) -> its MIME bundle."""
 
-                    png = base64.b64encode(figure_png(loss_figure(steps, losses, self.label))).decode()
-                    bundle["image/png"] = png
-                    body += f'<img src="data:image/png;base64,{png}" alt="loss curve"/>'
-                except ImportError:  # no matplotlib: the text line is the display
-                    pass
-            bundle["text/html"] = f'<div class="wb-finetune {NO_MATH}">{body}</div>'
-            from IPython.display import display
+    def render(state: dict[str, Any], steps: list[int], losses: list[float]) -> Bundle:
+        text = train_line(label, state)
+        bundle = {"text/plain": text}
+        body = f"<div>{html.escape(text)}</div>"
+        if len(steps) >= 2:
+            try:
+                png = base64.b64encode(figure_png(loss_figure(steps, losses, label))).decode()
+                bundle["image/png"] = png
+                body += f'<img src="data:image/png;base64,{png}" alt="loss curve"/>'
+            except ImportError:  # no matplotlib: the text line is the display
+                pass
+        bundle["text/html"] = f'<div class="wb-finetune {NO_MATH}">{body}</div>'
+        return bundle
 
-            if self._handle is None:
-                self._handle = display(bundle, raw=True, display_id=True)
-            else:
-                self._handle.update(bundle, raw=True)
-        elif self._mode == "tty":
-            sys.stderr.write("\r" + text[:150])
-            sys.stderr.flush()
-
-    def close(self, state: dict[str, Any], steps: list[int], losses: list[float]) -> None:
-        if self._mode == "off":
-            return
-        self.update(state, steps, losses, force=True)
-        if self._mode == "tty":
-            sys.stderr.write("\n")
-        elif self._mode == "quiet":
-            print(self.line(self.label, state), file=sys.stderr)
+    return render

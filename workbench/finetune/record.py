@@ -14,9 +14,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import StoreError
-from workbench.finetune.registry import ADAPTER_ARTIFACT, forget_latest
+from workbench.errors import StoreError, WorkbenchWarning
+from workbench.finetune.registry import ADAPTER_ARTIFACT, client, forget_latest
 from workbench.secrets import redact
+from workbench.tracing import context
+from workbench.tracking.backend import backend, current_uri, default_experiment_name
 
 if TYPE_CHECKING:
     from workbench.finetune.options import TrainData, TrainOptions
@@ -26,7 +28,7 @@ __all__ = ["FineTuneRun", "FineTuneWarning"]
 _PARAM_MAX = 6000
 
 
-class FineTuneWarning(UserWarning):
+class FineTuneWarning(WorkbenchWarning):
     """The fine-tune ran but could not be (fully) recorded in MLflow."""
 
 
@@ -41,10 +43,6 @@ class FineTuneRun:
 
     def start(self, data_file: Path, extra_params: dict[str, Any], tags: dict[str, str]) -> str:
         """Create the run with its params and data input. Raises StoreError when MLflow is unusable."""
-        from workbench.finetune.registry import client
-        from workbench.tracing import context
-        from workbench.tracing.backend import backend, current_uri, default_experiment_name
-
         try:
             self._client = client()
             from mlflow.entities import Param

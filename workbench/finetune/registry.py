@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.config import settings
 from workbench.errors import ModelError, StoreError
-from workbench.secrets import redact
 from workbench.providers.local.adapters import set_adapter_resolver
+from workbench.secrets import redact
+from workbench.tracking.backend import current_uri, ensure_mlflow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,8 +35,6 @@ _latest: dict[tuple[str, str], tuple[float, str | None]] = {}  # (uri, name) -> 
 
 def client() -> Any:
     """An MlflowClient on the current tracking and registry URI."""
-    from workbench.tracing.backend import current_uri, ensure_mlflow
-
     mlflow = ensure_mlflow()  # first: it serializes MLflow's first import
     uri = current_uri()
     return mlflow.MlflowClient(uri, registry_uri=uri)
@@ -48,8 +48,6 @@ def _versions(name: str) -> list[Any]:
 
 
 def latest_version(name: str) -> str | None:
-    from workbench.tracing.backend import current_uri
-
     key = (current_uri(), name)
     with _lock:
         found = _latest.get(key)
@@ -70,8 +68,6 @@ def forget_latest(name: str) -> None:
 
 def adapter_folder(name: str, version: str) -> Path:
     """The local copy of a registered version's adapter folder (downloaded on first use)."""
-    from workbench.config import settings
-
     target = settings().home / "adapters" / name / f"v{version}"
     if (target / "adapter_config.json").is_file():
         return target
@@ -82,8 +78,6 @@ def adapter_folder(name: str, version: str) -> Path:
                          f"({redact(str(exc)).splitlines()[0][:200]}); list them with workbench.finetune.adapters()"
                          ) from None
     import mlflow.artifacts
-
-    from workbench.tracing.backend import current_uri
 
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(staging, ignore_errors=True)

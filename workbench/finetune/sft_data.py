@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.providers.local.generate import chat_prompt  # the plain-turns format the provider uses
 
 __all__ = ["Encoded", "encode_conversation", "encode_rows", "batches", "IGNORE"]
 
@@ -40,8 +41,6 @@ def _split(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, str]:
         if full.startswith(prompt):
             return prompt, full[len(prompt):]
         return prompt, answer + (tokenizer.eos_token or "")  # a template that rewrites earlier turns
-    from workbench.providers.local.generate import chat_prompt  # the plain-turns format the provider uses
-
     return chat_prompt(tokenizer, messages[:-1]), " " + answer + (tokenizer.eos_token or "")
 
 
@@ -69,7 +68,7 @@ def batches(items: list[Encoded], batch_size: int, seed: int, pad_id: int) -> It
     import torch
 
     order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
+    random.Random(seed).shuffle(order)  # noqa: S311 - a seeded batch order, not a secret
     for start in range(0, len(order), batch_size):
         chunk = [items[i] for i in order[start:start + batch_size]]
         width = max(len(item.input_ids) for item in chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench.gateway import stores
+from workbench.gateway import team as team_gateway
 from workbench.gateway.ledger import Budget
 
 if TYPE_CHECKING:
@@ -13,8 +14,13 @@ if TYPE_CHECKING:
 __all__ = ["spend", "calls", "set_budget", "budgets", "clear_cache", "cache_size"]
 
 
-def spend(by: str = "model") -> pd.DataFrame:
-    """Calls, tokens and USD grouped by `model` (the model that answered) or by a tag, e.g. by='project'."""
+def spend(by: str = "model", *, team: bool = False) -> pd.DataFrame:
+    """Calls, tokens and USD grouped by `model` (the model that answered) or by a tag, e.g. by='project'.
+
+    team=True: the team gateway's budgets instead, each with what is spent in its current window (your
+    own budget among them), read from the team server."""
+    if team:
+        return team_gateway.spend()
     return stores.ledger().spend(by)
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workbench.scrub import scrub_value
 from workbench.sqlite_store import SqliteStore
 
-__all__ = ["AnswerCache", "cache_key"]
+__all__ = ["AnswerCache", "cache_key", "key_material", "Unkeyable"]
 
 _MIGRATIONS = [
     (
@@ -36,17 +39,67 @@ _MIGRATIONS = [
 
 # Parameters that never change the answer, left out of the key (api keys must never be in it anyway).
 _NOT_IN_KEY = {"stream", "stream_options", "timeout", "metadata", "api_key", "num_retries", "mock_timeout", "user"}
+# A header whose name holds one of these words is a credential: it is in the key as a digest, never in clear.
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "signature")
 
 
-def cache_key(target: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    """A digest of everything that changes the answer: the model, every message, every param."""
+class Unkeyable(TypeError):
+    """A value the key cannot describe faithfully (an arbitrary object): such a call is not cached."""
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON value that stands for `value` and nothing else. repr() is not that: two pydantic classes of one name
+    (a cell run twice with new fields, another notebook's class) have the same repr and different schemas."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise Unkeyable(f"a mapping with non-string keys ({list(value)[:3]!r})")
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    schema = getattr(value, "model_json_schema", None)
+    if isinstance(value, type) and callable(schema):  # a pydantic model class
+        return {"$schema": _canonical(schema())}
+    if callable(getattr(value, "model_dump", None)) and not isinstance(value, type):  # a pydantic instance
+        return {"$model": type(value).__name__, "value": _canonical(value.model_dump(mode="json"))}
+    raise Unkeyable(f"{type(value).__name__} values")
+
+
+def _headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in headers.items():
+        lowered = str(name).lower()
+        if any(word in lowered for word in _SECRET_HEADER_WORDS):
+            value = "sha256:" + hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()
+        clean[lowered] = _canonical(value)
+    return clean
+
+
+def key_material(target: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
+                 headers: Mapping[str, Any] | None = None) -> str:
+    """Canonical JSON of everything that changes the answer; raises Unkeyable for what it cannot describe."""
     material = {
         "target": target,
-        "messages": messages,
-        "params": {k: v for k, v in sorted(params.items()) if k not in _NOT_IN_KEY},
+        "messages": _canonical(messages),
+        "params": {k: _canonical(v) for k, v in sorted(params.items()) if k not in _NOT_IN_KEY},
+        "headers": _headers(headers or {}),
     }
-    blob = json.dumps(material, sort_keys=True, default=repr, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    # ensure_ascii: a lone surrogate in a prompt is escaped, not an encoding error
+    return json.dumps(material, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def cache_key(target: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
+              headers: Mapping[str, Any] | None = None) -> str:
+    """A digest of everything that changes the answer: the resolved model, every message, every param, the
+    headers (credentials among them as digests). "" when something cannot be keyed: that call is not cached."""
+    try:
+        blob = key_material(target, messages, params, headers)
+    except Unkeyable:
+        return ""
+    return hashlib.sha256(blob.encode("ascii")).hexdigest()
 
 
 class AnswerCache:
@@ -72,7 +125,8 @@ class AnswerCache:
         expires = now + ttl_s if ttl_s else None
         self.store.execute(
             "INSERT OR REPLACE INTO answers (key, value, model, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-            (key, json.dumps(value, ensure_ascii=False), model, now, expires),
+            # the key is a digest; the stored answer is scrubbed (a model may echo a key typed into the prompt)
+            (key, json.dumps(scrub_value(value), ensure_ascii=False), model, now, expires),
         )
 
     def clear(self) -> int:

@@ -6,10 +6,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.errors import ConfigError
-from workbench.gateway import models
+from workbench.config import settings
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.gateway import endpoint_registry, models
 from workbench.gateway.cache import cache_key
-from workbench.secrets import scrub_params
+from workbench.gateway.endpoint_routes import CONNECTION_PARAMS, with_connection
+from workbench.providers.local.names import adapter_identity
+from workbench.secrets import remember_credentials, scrub_params
 
 __all__ = ["PreparedCall", "prepare", "build_messages", "check_params"]
 
@@ -45,7 +48,8 @@ def build_messages(prompt_or_messages: Any, system: str | None) -> list[dict[str
         for i, message in enumerate(prompt_or_messages):
             if not isinstance(message, dict) or "role" not in message or "content" not in message:
                 raise ConfigError(
-                    f"message {i} ({message!r:.80}) needs 'role' and 'content', e.g. {{'role': 'user', 'content': 'hi'}}"
+                    f"message {i} ({message!r:.80}) needs 'role' and 'content', "
+                    "e.g. {'role': 'user', 'content': 'hi'}"
                 )
             if message["role"] not in _ROLES:
                 raise ConfigError(f"message {i} has role {message['role']!r}: use one of {sorted(_ROLES)}")
@@ -77,7 +81,8 @@ def check_params(params: dict[str, Any]) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError(f"seed={seed!r} must be a whole number, e.g. seed=0")
     stop = params.get("stop")
-    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
+    stop_ok = isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    if stop is not None and not stop_ok:
         raise ConfigError(f"stop={stop!r} must be a string or a list of strings")
 
 
@@ -105,28 +110,33 @@ def _apply_pick(chain: list[tuple[str, str | models.Route]], tags: dict[str, str
 
 
 def prepare(
-    prompt_or_messages: Any,
+    prompt_or_messages: object,
     model: str | None,
     *,
     system: str | None,
-    fallbacks: Any,
-    tags: Any,
+    fallbacks: object,
+    tags: object,
     cache: bool,
     timeout: float | None,
     params: dict[str, Any],
 ) -> PreparedCall:
-    from workbench.config import settings
-
     asked = model if model is not None else settings().default_model
     if isinstance(fallbacks, str):
         fallbacks = [fallbacks]
     elif fallbacks is not None and not isinstance(fallbacks, list | tuple):
         raise ConfigError(f"fallbacks={fallbacks!r:.80} must be a list of models, e.g. fallbacks=['local/smollm2']")
-    names = [asked, *list(fallbacks or ())]
+    if not isinstance(asked, str):
+        models.validate_model(asked)  # one line naming the bad value
+    names = [asked, *list(fallbacks or endpoint_registry.fallbacks_for(asked.strip()))]
     chain = [(models.validate_model(name), models.resolve(name.strip())) for name in names]
     messages = build_messages(prompt_or_messages, system)
+    params = dict(params)
+    remember_credentials(params)  # api_key=, secret headers: before anything can fail and quote them
+    connection = {name: params.pop(name) for name in CONNECTION_PARAMS if params.get(name) is not None}
     check_params(params)
     clean_tags = _apply_pick(chain, _check_tags(tags))
+    if connection:  # api_key=/api_base=/extra_headers= describe the model asked for, not its fallbacks
+        chain[0] = (chain[0][0], with_connection(chain[0][0].strip(), chain[0][1], connection))
     if not isinstance(cache, bool):  # cache='no' would be truthy
         raise ConfigError(f"cache={cache!r} must be True or False, e.g. cache=False to skip the cache")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
@@ -143,5 +153,10 @@ def prepare(
     )
     primary = call.primary
     identity = primary.cache_identity() if isinstance(primary, models.Route) else primary
-    call.key = cache_key(identity, messages, call.recorded_params)
+    headers = {**(connection.get("headers") or {}), **(connection.get("extra_headers") or {})}
+    try:
+        identity = adapter_identity(identity)  # `+adapter:NAME` (latest) keys on the version it stands for now
+    except WorkbenchError:  # no such adapter: the provider says so when called (and a fallback may answer)
+        return call  # no key: not cached
+    call.key = cache_key(identity, messages, call.recorded_params, headers)
     return call

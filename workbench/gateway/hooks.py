@@ -3,6 +3,9 @@
 Observers run in the caller's thread and context right after the call (so a tracer can find the
 user's open span), must be cheap, and can return a trace id for the Response. An observer that
 raises is reported once and never breaks a call.
+
+The gateway never imports tracing (a higher floor): tracing adds its observer when it is imported, and the
+package face registers the import of tracing with `first_call.before_first_call`.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.errors import WorkbenchWarning
 from workbench.gateway.response import Attempt, Response
+from workbench.secrets import redact
 
-__all__ = ["CallRecord", "add_observer", "remove_observer", "notify"]
+__all__ = ["CallRecord", "add_observer", "remove_observer", "notify", "has_observers"]
 
 
 @dataclass
@@ -36,6 +41,8 @@ Observer = Callable[[CallRecord], "str | None"]
 _observers: list[Observer] = []
 _lock = threading.Lock()
 _broken: set[int] = set()
+def has_observers() -> bool:
+    return bool(_observers)
 
 
 def add_observer(observer: Observer) -> None:
@@ -59,7 +66,8 @@ def notify(record: CallRecord) -> str | None:
         except Exception as exc:  # an observer must never break a call
             if id(observer) not in _broken:
                 _broken.add(id(observer))
-                warnings.warn(f"call observer {observer!r} failed: {exc} (later failures of it are not reported)", stacklevel=2)
+                warnings.warn(f"call observer {observer!r} failed: {redact(str(exc))} (later failures of it are not "
+                              "reported)", WorkbenchWarning, stacklevel=2)
             continue
         if trace_id is None and result:
             trace_id = result

@@ -4,51 +4,17 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from workbench.errors import ConfigError, ModelError
+from workbench.gateway import endpoint_registry, team
+from workbench.gateway.route import Route
+from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm, register
 
 __all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear"]
 
 _lock = threading.Lock()
 _aliases: dict[str, str] = {}
 _routes: dict[str, Route] = {}
-
-
-@dataclass
-class Route:
-    """A name that splits calls between models by weight (a litellm Router with simple-shuffle)."""
-
-    name: str
-    weights: dict[str, float]
-    _router: Any = field(default=None, repr=False)
-    # Set by a rollout (workbench.traffic): picks the model itself from the call's tags (sticky per user) and returns
-    # it with tags to add (the variant), before the call, so the ledger, budget and trace all see the variant.
-    pick: Callable[[dict[str, str]], tuple[str, dict[str, str]]] | None = field(default=None, repr=False)
-
-    def router(self) -> Any:
-        if self._router is None:
-            from litellm import Router
-
-            deployments = [
-                {"model_name": self.name, "litellm_params": {"model": model, "weight": weight}, "model_info": {"id": model}}
-                for model, weight in self.weights.items()
-            ]
-            # Our gateway retries and falls back itself, so every attempt is ours to record:
-            # no Router retries, no fallbacks, no cooldowns.
-            self._router = Router(
-                model_list=deployments,
-                routing_strategy="simple-shuffle",
-                num_retries=0,
-                disable_cooldowns=True,
-                set_verbose=False,
-            )
-        return self._router
-
-    def cache_identity(self) -> str:
-        return "route:" + self.name + ":" + ",".join(f"{m}={w:g}" for m, w in sorted(self.weights.items()))
 
 
 def _check_name(kind: str, name: object) -> str:
@@ -73,14 +39,16 @@ def route(name: str, weights: dict[str, float]) -> Route:
     """Define `name` as a weighted split between models, e.g. route('chat', {'a': 0.9, 'b': 0.1})."""
     name = _check_name("route", name)
     if not isinstance(weights, dict) or not weights:
-        raise ConfigError(f"route {name!r}: weights={weights!r} must be a dict of model -> weight, e.g. {{'fake/echo': 1}}")
+        raise ConfigError(f"route {name!r}: weights={weights!r} must be a dict of model -> weight, "
+                          "e.g. {'fake/echo': 1}")
     clean: dict[str, float] = {}
     for model, weight in weights.items():
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
             raise ConfigError(f"route {name!r}: weight {weight!r} for {model!r} must be a finite number >= 0")
         target = resolve_alias(model)
-        if target in _routes:
-            raise ConfigError(f"route {name!r}: {model!r} is itself a route; list its models instead")
+        if isinstance(resolve(target), Route):
+            raise ConfigError(f"route {name!r}: {model!r} is itself a route or endpoint; list model strings instead "
+                              "(several entries with one model_name in the endpoints file make an endpoint route)")
         validate_model(target)
         clean[target] = clean.get(target, 0.0) + float(weight)
     if sum(clean.values()) <= 0:
@@ -115,7 +83,7 @@ def routes() -> dict[str, Route]:
 
 
 def resolve_alias(model: str) -> str:
-    seen = set()
+    seen: set[str] = set()
     with _lock:
         while model in _aliases:
             if model in seen:
@@ -126,10 +94,13 @@ def resolve_alias(model: str) -> str:
 
 
 def resolve(model: str) -> str | Route:
-    """An alias becomes its model string; a route name becomes its Route."""
+    """An alias becomes its model string; a route name becomes its Route; an endpoint of the endpoints file
+    becomes its route (routes and aliases made in this session win over the file)."""
     target = resolve_alias(model)
     with _lock:
         found = _routes.get(target)
+    if found is None:
+        found = endpoint_registry.lookup(target)
     return found if found is not None else target
 
 
@@ -140,9 +111,9 @@ def validate_model(model: object) -> str:
     target = resolve(model.strip())
     if isinstance(target, Route):
         return model
-    from workbench.gateway.client import quiet_litellm
-    from workbench.providers import CUSTOM_PROVIDERS, register
-
+    if team.is_team(target):  # an endpoint of the team's gateway: the server knows which exist
+        team.check_model(target)
+        return model
     litellm = quiet_litellm()
 
     prefix = target.split("/", 1)[0]
@@ -154,8 +125,11 @@ def validate_model(model: object) -> str:
     try:
         litellm.get_llm_provider(target)
     except Exception:
+        broken = endpoint_registry.problem()
         raise ModelError(
-            f"unknown model {target!r}: write it as provider/model (openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
+            f"unknown model {target!r}: write it as provider/model (openai/gpt-4o-mini, "
+            "anthropic/claude-3-5-haiku-latest, "
             f"ollama/llama3, fake/echo, local/smollm2) or define it with workbench.alias({target!r}, ...)"
+            + (f" (the endpoints file did not load: {broken})" if broken else "")
         ) from None
     return model

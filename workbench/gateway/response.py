@@ -6,19 +6,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Response", "Attempt"]
+from workbench.errors import Attempt  # defined with the errors that carry it (ProviderError.attempts)
 
-
-@dataclass(frozen=True)
-class Attempt:
-    """One failed try at one model: what failed, how, and how long it took."""
-
-    model: str
-    error_type: str
-    message: str
-    latency_ms: float
-    retryable: bool = False
-    started_at: float = 0.0  # epoch seconds, so a tracer can place the try on a timeline
+__all__ = ["Response", "Attempt", "plain_logprobs"]
 
 
 @dataclass
@@ -41,6 +31,10 @@ class Response:
     fell_back: bool = False  # a fallback model answered after the asked one failed
     messages: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the messages sent
     params: dict[str, Any] = field(default_factory=dict, repr=False)  # the answer-changing params sent
+    # the tool calls the model asked for (OpenAI's shape: id, type, function {name, arguments}); text is then
+    # often empty, and such an answer is never cached
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] | None = field(default=None, repr=False)  # with logprobs=True: per token
 
     @property
     def total_tokens(self) -> int:
@@ -51,3 +45,24 @@ class Response:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def plain_logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """A choice's token logprobs as plain dicts (token, logprob, top_logprobs), whatever litellm wrapped them in."""
+    found = getattr(choice, "logprobs", None)
+    if found is None:
+        return None
+    content = found.get("content") if isinstance(found, dict) else getattr(found, "content", None)
+    if not content:
+        return None
+
+    def plain(item: Any) -> dict[str, Any]:
+        return item if isinstance(item, dict) else (item.model_dump() if hasattr(item, "model_dump") else dict(item))
+
+    tokens = []
+    for item in content:
+        entry = plain(item)
+        tokens.append({"token": entry.get("token"), "logprob": entry.get("logprob"),
+                       "top_logprobs": [{"token": plain(t).get("token"), "logprob": plain(t).get("logprob")}
+                                        for t in entry.get("top_logprobs") or []]})
+    return tokens

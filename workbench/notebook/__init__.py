@@ -5,18 +5,6 @@ Nothing heavy loads here; `%load_ext workbench` calls `load(ipython)`.
 
 from __future__ import annotations
 
-from typing import Any
+from workbench.notebook.extension import load, unload
 
 __all__ = ["load", "unload"]
-
-
-def load(ipython: Any) -> None:
-    from workbench.notebook.extension import load as _load
-
-    _load(ipython)
-
-
-def unload(ipython: Any) -> None:
-    from workbench.notebook.extension import unload as _unload
-
-    _unload(ipython)

@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.gateway.prices import format_usd
+from workbench.notebook.markdown import markdown_html, math_html
+from workbench.secrets import redact
 from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
     from workbench.gateway.response import Response
 
 __all__ = ["Column", "render", "error_bundle", "footer_text", "markdown_html", "math_html", "LiveDisplay",
-           "UPDATE_INTERVAL_S"]
+           "UPDATE_INTERVAL_S", "SHOW_MAX_CHARS", "MARKDOWN_MAX_CHARS"]
 
+SHOW_MAX_CHARS = 100_000  # what a cell shows of one answer (the notebook keeps it twice: HTML and plain text)
+MARKDOWN_MAX_CHARS = 20_000  # longer answers are shown as text: Markdown parsing is superlinear on degenerate input
 UPDATE_INTERVAL_S = 0.15  # a display update costs a message to the frontend: at most ~7 a second
 _ERROR_STYLE = "color:#c62828;font-family:var(--jp-code-font-family,monospace);white-space:pre-wrap"
 _FOOTER_STYLE = "color:#757575;font-size:0.85em;margin-top:0.4em"
-_markdown: Any = None
 
 
 @dataclass
@@ -43,42 +46,15 @@ class Column:
     language: str = ""  # -f code: the fence's language
 
 
-def markdown_html(text: str) -> str:
-    """Markdown to HTML with raw HTML disabled: `<script>` in an answer arrives as text."""
-    global _markdown
-    if _markdown is None:
-        from markdown_it import MarkdownIt
-
-        # breaks: chat models end lines where they mean a line break
-        _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
-    return _markdown.render(text)
-
-
-# $$...$$, \[...\], \(...\) and $...$ (not "$5 and $10": no space just inside an inline pair)
-_MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$(?=\S)[^$\n]*?(?<=\S)\$(?!\d)", re.DOTALL)
-
-
-def math_html(text: str) -> str:
-    """-f math: Markdown whose maths reaches MathJax untouched (Markdown would read `a_1 b_1` as emphasis)."""
-    kept: list[str] = []
-
-    def hold(match: re.Match[str]) -> str:
-        kept.append(match.group(0))
-        return f"WBMATH{len(kept) - 1}X"
-
-    rendered = markdown_html(_MATH.sub(hold, text))
-    return re.sub(r"WBMATH(\d+)X", lambda m: html.escape(kept[int(m.group(1))]), rendered)
-
-
 def _latency(ms: float) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 def footer_text(response: Response) -> str:
     """model · tokens · cost · latency [· cache hit] [· fallback from X]: one line under the answer."""
-    from workbench.gateway.prices import format_usd
-
-    cost = format_usd(response.cost_usd) if response.cost_usd is not None else "cost unknown (see set_price)"
+    cost = format_usd(response.cost_usd) if response.cost_usd is not None else (
+        "cost counted by the team gateway (%llm spend --team)" if response.model.startswith("team/")
+        else "unpriced (see set_price)")
     parts = [
         response.model_used,
         f"{response.total_tokens} tokens ({response.prompt_tokens} in, {response.completion_tokens} out)",
@@ -96,7 +72,8 @@ def footer_text(response: Response) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
+    # every error a cell shows is redacted once more here: a message may quote a tracking URI or a key
+    return f"{type(exc).__name__}: " + " ".join(redact(str(exc)).split())
 
 
 def error_bundle(exc: BaseException) -> tuple[dict[str, str], dict[str, Any]]:
@@ -104,7 +81,7 @@ def error_bundle(exc: BaseException) -> tuple[dict[str, str], dict[str, Any]]:
     line = _one_line(exc)
     data = {"text/plain": line,
             "text/html": f'<div class="wb-error {NO_MATH}" style="{_ERROR_STYLE}">{html.escape(line)}</div>'}
-    return data, {"workbench": {"error": type(exc).__name__, "message": str(exc)}}
+    return data, {"workbench": {"error": type(exc).__name__, "message": redact(str(exc))}}
 
 
 def _pre(text: str, language: str = "") -> str:
@@ -112,30 +89,46 @@ def _pre(text: str, language: str = "") -> str:
     return f"<pre><code{cls}>{html.escape(text)}</code></pre>"
 
 
+def _capped(text: str, limit: int) -> tuple[str, str]:
+    """(what to show, a note when cut): a cell shows a bounded answer; the whole one stays in `_llm.text`."""
+    if len(text) <= limit:
+        return text, ""
+    return text[:limit], (f"… showing the first {limit:,} of {len(text):,} characters; "
+                          "the whole answer is in _llm.text")
+
+
+def _note_html(note: str) -> str:
+    return f'<div class="wb-truncated" style="{_FOOTER_STYLE}">{html.escape(note)}</div>' if note else ""
+
+
 def _body(column: Column, fmt: str) -> tuple[str, str]:
-    """(html, plain) for the answer part of a column."""
+    """(html, plain) for the answer part of a column, capped (SHOW_MAX_CHARS) so a huge answer cannot bloat
+    the notebook or stall the browser; Markdown is rendered only up to MARKDOWN_MAX_CHARS (its parser is
+    superlinear on degenerate input, and a stream re-renders on every update)."""
     if column.state in ("waiting", "asking"):
         note = f"{column.state} for {column.model}..." if column.state == "waiting" else f"asking {column.model}..."
         return f'<div style="{_FOOTER_STYLE}">{html.escape(note)}</div>', note
     if column.state == "error" and column.error is not None:
         line = _one_line(column.error)
         return f'<div class="wb-error {NO_MATH}" style="{_ERROR_STYLE}">{html.escape(line)}</div>', line
-    text = column.text
+    text, note = _capped(column.text, SHOW_MAX_CHARS)
+    plain = f"{text}\n{note}" if note else text
     if column.state == "done":
         if fmt == "json":
-            pretty = json.dumps(column.value, indent=2, ensure_ascii=False)
-            return _pre(pretty, "json"), pretty
+            pretty, note = _capped(json.dumps(column.value, indent=2, ensure_ascii=False), SHOW_MAX_CHARS)
+            return _pre(pretty, "json") + _note_html(note), f"{pretty}\n{note}" if note else pretty
         if fmt == "code":
-            return _pre(column.value, column.language), column.value
+            code, note = _capped(column.value, SHOW_MAX_CHARS)
+            return _pre(code, column.language) + _note_html(note), f"{code}\n{note}" if note else code
         if fmt == "text":
-            return _pre(text), text
-        if fmt == "html":
-            return text, text  # -f html: the user's explicit opt-in to the model's own markup
-    if fmt == "markdown":
-        return markdown_html(text), text
-    if fmt == "math":
-        return math_html(text), text
-    return _pre(text), text  # partial json/code/html: shown as plain text until it is whole
+            return _pre(text) + _note_html(note), plain
+        if fmt == "html" and not note:
+            return text, text  # -f html: the user's explicit opt-in to the model's own markup (cut markup: text)
+    if fmt in ("markdown", "math") and len(column.text) <= MARKDOWN_MAX_CHARS:
+        return (math_html if fmt == "math" else markdown_html)(text), plain
+    if fmt in ("markdown", "math") and not note:
+        note = f"{len(column.text):,} characters: too long to render as Markdown, shown as text"
+    return _pre(text) + _note_html(note), plain  # partial json/code/html: plain text until it is whole
 
 
 def _footer(column: Column) -> str:
@@ -180,7 +173,8 @@ def _footer_html(footer: str) -> str:
 def _column_parts(column: Column, fmt: str) -> tuple[str, str]:
     body_html, body_text = _body(column, fmt)
     footer = _footer(column)
-    footer_html = f'<div class="wb-footer {NO_MATH}" style="{_FOOTER_STYLE}">{_footer_html(footer)}</div>' if footer else ""
+    footer_html = (f'<div class="wb-footer {NO_MATH}" style="{_FOOTER_STYLE}">{_footer_html(footer)}</div>'
+                   if footer else "")
     plain = f"{body_text}\n{footer}" if footer else body_text
     return body_html + footer_html, plain
 
@@ -200,7 +194,8 @@ def render(columns: list[Column], fmt: str) -> tuple[dict[str, str], dict[str, A
         body, plain = _column_parts(column, fmt)
         title = html.escape(column.model)
         cells.append(
-            '<div class="wb-llm-column" style="flex:1 1 0;min-width:0;border-left:3px solid #e0e0e0;padding-left:0.6em">'
+            '<div class="wb-llm-column" '
+            'style="flex:1 1 0;min-width:0;border-left:3px solid #e0e0e0;padding-left:0.6em">'
             f'<div style="font-weight:600;margin-bottom:0.3em">{title}</div>{body}</div>'
         )
         texts.append(f"── {column.model} ──\n{plain}")

@@ -9,27 +9,23 @@ fine-tune; its MLflow run ends KILLED.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
+from IPython import display as ipython_display
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from workbench.errors import ConfigError
-from workbench.notebook.magics import one_line_errors, split_words
+from workbench.notebook.guard import one_line_errors
+from workbench.notebook.parsing import MagicParser, split_words
 
-__all__ = ["FineTuneMagics", "register", "unregister"]
+__all__ = ["FineTuneMagics", "register"]
 
 _DOC = __doc__
 _EXAMPLE = "e.g. %finetune lora sft_rows --name support-v1 --steps 30"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise ConfigError(f"%finetune: {message}; {_EXAMPLE}")
-
-
-def _parser() -> _Parser:
-    parser = _Parser(prog="%finetune", add_help=False)
+def _parser() -> MagicParser:
+    parser = MagicParser("%finetune", _EXAMPLE)
     parser.add_argument("method", choices=["lora", "dpo"])
     parser.add_argument("data")
     parser.add_argument("--name", "-n", required=True)
@@ -71,9 +67,7 @@ class FineTuneMagics(Magics):
                           f"{_EXAMPLE}")
 
     def _run(self, line: str) -> None:
-        from IPython.display import display
-
-        from workbench import finetune
+        from workbench.finetune.api import dpo, lora  # when the magic runs: %load_ext stays light
 
         words = split_words(line, "%finetune")
         args = vars(_parser().parse_args(words))
@@ -84,18 +78,13 @@ class FineTuneMagics(Magics):
         if args.get("scorers"):
             args["scorers"] = [s for raw in args["scorers"] for s in raw.split(",") if s]
         kwargs = {k: v for k, v in args.items() if v is not None}
-        train = finetune.lora if method == "lora" else finetune.dpo
+        train = lora if method == "lora" else dpo
         result = train(data=data, wait=not no_wait, **kwargs)
         self.shell.user_ns["_finetune"] = result
         if out:
             self.shell.user_ns[out] = result
-        display(result)
+        ipython_display.display(result)
 
 
 def register(ipython: Any) -> None:
     ipython.register_magics(FineTuneMagics(ipython))
-
-
-def unregister(ipython: Any) -> None:
-    ipython.magics_manager.magics["line"].pop("finetune", None)
-    ipython.magics_manager.registry.pop("FineTuneMagics", None)

@@ -11,7 +11,8 @@ from workbench.errors import WorkbenchError
 __all__ = ["extract_json", "strip_fence"]
 
 # ```lang\n ... \n``` (or ~~~), the first one in the answer
-_FENCE = re.compile(r"(?P<mark>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.\-]*)[^\n]*\n(?P<body>.*?)\n?[ \t]*(?P=mark)", re.DOTALL)
+_FENCE = re.compile(r"(?P<mark>`{3,}|~{3,})[ \t]*(?P<lang>[\w+#.\-]*)[^\n]*\n(?P<body>.*?)\n?[ \t]*(?P=mark)",
+                    re.DOTALL)
 
 
 def strip_fence(text: str) -> tuple[str, str]:

@@ -2,25 +2,40 @@
 
 The extension evaluates `status_json()` / `mlflow_ui_json()` as `user_expressions` of a silent execute
 request (no history, no output, no `[n]`, no pre_run_cell event), after a `%%llm` output arrives and when
-a notebook's kernel becomes idle. Nothing needs registering for that to work. `register(ipython)` (called
-by `%load_ext workbench` when this module is listed in OPTIONAL_MAGIC_MODULES) adds a gateway observer so
-every call of this kernel counts (workbench.complete from code, evaluations), not only `%%llm` cells.
+a notebook's kernel becomes idle. `register(ipython)` (called by `%load_ext workbench`) adds a gateway
+observer so every call of this kernel counts (workbench.complete from code, evaluations), not only `%%llm`
+cells.
 
-Both functions return JSON text, so the extension reads a plain string and never a Python repr.
+Both return a JsonReply: the extension reads its `application/json` (a real JSON value, never a Python repr
+to unpick); its text/plain is the JSON text for anything else that asks.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import threading
+import weakref
 from typing import Any
 
-__all__ = ["status", "status_json", "mlflow_ui_json", "register", "unregister"]
+from IPython import get_ipython
+
+from workbench.errors import WorkbenchError
+from workbench.gateway import hooks
+
+__all__ = ["JsonReply", "status", "status_json", "mlflow_ui_json", "register", "unregister"]
 
 _lock = threading.Lock()
-_counted = {"calls": 0, "cost_usd": 0.0, "unpriced": 0}
+_counted: dict[str, Any] = {"calls": 0, "cost_usd": 0.0, "unpriced": 0}
 _observing = False
+_shells: weakref.WeakSet[Any] = weakref.WeakSet()  # shells with `%load_ext workbench`
+_LEDGER_FILE = "ledger.sqlite"  # gateway.stores.ledger()'s file in the home
+
+
+class JsonReply(str):
+    """JSON text that IPython also shows as `application/json`: a user expression's result carries both."""
+
+    def _repr_json_(self) -> Any:
+        return {"value": json.loads(self)}  # wrapped: a bare null would mean "no application/json" to IPython
 
 
 def _observe(record: Any) -> None:
@@ -38,26 +53,20 @@ def _observe(record: Any) -> None:
 
 def register(ipython: Any) -> None:
     global _observing
-    from workbench.gateway import hooks
-
     hooks.add_observer(_observe)
     _observing = True
+    _shells.add(ipython)
 
 
 def unregister(ipython: Any) -> None:
     global _observing
-    from workbench.gateway import hooks
-
     hooks.remove_observer(_observe)
     _observing = False
+    _shells.discard(ipython)
 
 
 def _from_history() -> dict[str, Any] | None:
     """Without the observer: this shell's `%%llm` calls, from the magic's session history."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
     shell = get_ipython()
     magics = shell.magics_manager.registry.get("LLMMagics") if shell is not None else None
     session = getattr(magics, "session", None)
@@ -76,13 +85,14 @@ def _from_history() -> dict[str, Any] | None:
 
 def _budget() -> dict[str, Any] | None:
     """The global budget, else the tag budget closest to its limit; None when none is set. Only once the
-    ledger is open (a call was made): asking must never create a store."""
-    if "workbench.gateway.stores" not in sys.modules:
-        return None
+    ledger exists (a call was made): asking must never create a store."""
+    from workbench.config import settings  # when asked: %load_ext stays light
     from workbench.gateway import stores
 
+    if not (settings().home / _LEDGER_FILE).exists():
+        return None
     ledger = stores.ledger()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for budget in ledger.budgets():
         spent = ledger.spent_usd(budget.tag, since=budget.since)
         rows.append({"scope": budget.scope, "usd": budget.usd, "spent_usd": spent, "left_usd": budget.usd - spent})
@@ -93,7 +103,7 @@ def _budget() -> dict[str, Any] | None:
 
 def status() -> dict[str, Any] | None:
     """This kernel's calls and spend (USD), and the budget when one is set; None before `%load_ext workbench`."""
-    if "workbench.notebook.extension" not in sys.modules:
+    if not _shells:
         return None
     if _observing:
         with _lock:
@@ -109,17 +119,16 @@ def status() -> dict[str, Any] | None:
     return {**counted, "cost_usd": round(counted["cost_usd"], 10), "budget": budget}
 
 
-def status_json() -> str:
-    return json.dumps(status())
+def status_json() -> JsonReply:
+    return JsonReply(json.dumps(status()))
 
 
-def mlflow_ui_json() -> str:
+def mlflow_ui_json() -> JsonReply:
     """Start (or reuse) the MLflow UI for the current store: {"url": ...} or {"error": "one line"}."""
-    from workbench.errors import WorkbenchError
-    from workbench.tracing.ui import start_ui
+    from workbench.tracking import ui
 
     try:
-        server = start_ui()
+        server = ui.start_ui()  # looked up at call time: tests stand a fake server in
     except WorkbenchError as exc:
-        return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-    return json.dumps({"url": server.url, "store": server.store})
+        return JsonReply(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+    return JsonReply(json.dumps({"url": server.url, "store": server.store}))

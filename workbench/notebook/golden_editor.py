@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from workbench.datasets.rows import input_text
+
 if TYPE_CHECKING:
     from workbench.datasets.golden import GoldenDataset
 
@@ -30,7 +32,7 @@ class EditorFallback:
 
 
 def _with_fallback(widget_class: type, fallback: EditorFallback) -> Any:
-    class Editor(widget_class):  # type: ignore[misc, valid-type]
+    class Editor(widget_class):
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:
             bundle = super()._repr_mimebundle_(**kwargs)
             if isinstance(bundle, dict):  # the widget for live frontends; readable text/HTML for everyone else
@@ -47,7 +49,7 @@ def editor(dataset: GoldenDataset) -> Any:
         import ipywidgets as w
     except ImportError:
         return EditorFallback(dataset)
-    state = {"index": 0, "rows": dataset.rows}
+    state: dict[str, Any] = {"index": 0, "rows": dataset.rows}
     position = w.Label()
     prompt = w.HTML()
     expected = w.Textarea(layout=w.Layout(width="100%", height="6em"), description="expected")
@@ -63,8 +65,6 @@ def editor(dataset: GoldenDataset) -> Any:
             return
         state["index"] = max(0, min(state["index"], len(rows) - 1))
         row = rows[state["index"]]
-        from workbench.datasets.rows import input_text
-
         position.value = f"row {state['index'] + 1} of {len(rows)} · {row.row_id}"
         prompt.value = f"<pre style='white-space:pre-wrap'>{html.escape(input_text(row.input))}</pre>"
         expected.value = row.expected or ""

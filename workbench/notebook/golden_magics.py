@@ -15,20 +15,17 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.notebook.magics import one_line_errors, split_words
+from workbench.notebook.guard import one_line_errors
+from workbench.notebook.history import Session
+from workbench.notebook.parsing import MagicParser, split_words
 
-__all__ = ["GoldenMagics", "register", "unregister", "row_from_call", "last_call"]
+__all__ = ["GoldenMagics", "register", "row_from_call", "last_call"]
 
 _DOC = __doc__
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one red line, not SystemExit
-        raise ConfigError(f"%golden: {message}; see %golden?")
-
-
-def _parser() -> _Parser:
-    parser = _Parser(prog="%golden", add_help=False)
+def _parser() -> MagicParser:
+    parser = MagicParser("%golden", "see %golden?")
     parser.add_argument("action", choices=["add", "show", "edit", "list", "save"])
     parser.add_argument("name", nargs="?")
     parser.add_argument("--out", type=int)
@@ -89,17 +86,21 @@ def row_from_call(response: Any) -> Any:
 
 @magics_class
 class GoldenMagics(Magics):
-    @line_magic
+    def __init__(self, shell: Any, session: Session) -> None:
+        super().__init__(shell)
+        self.session = session  # the %%llm calls of this shell, which `%golden add` picks from
+
+    @line_magic("golden")
     @no_var_expand
     @one_line_errors
-    def golden(self, line: str) -> Any:
+    def golden_magic(self, line: str) -> Any:
         return self._run(line)
 
-    golden.__doc__ = _DOC
+    golden_magic.__doc__ = _DOC
 
     def _run(self, line: str) -> Any:
-        import workbench
-        from workbench.datasets.golden import golden_names
+        from workbench.datasets.golden import golden, golden_names  # when the magic runs: %load_ext stays light
+        from workbench.notebook.golden_editor import editor
 
         words = split_words(line, "%golden")
         args = _parser().parse_args(words)
@@ -112,21 +113,18 @@ class GoldenMagics(Magics):
             raise WorkbenchError(f"no golden dataset {args.name!r} (known: {known}): add rows first with "
                                  f"%golden add {args.name} after a %%llm cell")
         if args.action == "show":
-            return workbench.golden(args.name)
+            return golden(args.name)
         if args.action == "edit":
-            from workbench.notebook.golden_editor import editor
-
-            return editor(workbench.golden(args.name))
+            return editor(golden(args.name))
         if args.action == "save":
-            version = workbench.golden(args.name).save()
+            version = golden(args.name).save()
             print(f"saved {args.name} v{version.version}: {version.rows} rows, digest {version.short_digest}"
                   + (f", MLflow dataset {version.mlflow_dataset_id}" if version.mlflow_dataset_id else ""))
             return None
         return self._add(args)
 
     def _add(self, args: argparse.Namespace) -> None:
-        import workbench
-        from workbench.notebook.extension import session_of
+        from workbench.datasets.golden import golden
 
         namespace = self.shell.user_ns
         if args.response:
@@ -134,11 +132,11 @@ class GoldenMagics(Magics):
                 raise WorkbenchError(f"--response {args.response}: no variable {args.response!r} in the notebook")
             response, source = _pick(namespace[args.response], args.model, args.response), args.response
         else:
-            response, source = last_call(session_of(self.shell), args.out, args.model, namespace)
+            response, source = last_call(self.session, args.out, args.model, namespace)
         if not hasattr(response, "text"):
             raise WorkbenchError(f"{source} is a {type(response).__name__}, not a Response: pass --response VAR")
         expected = args.expected if args.expected is not None else response.text
-        dataset = workbench.golden(args.name)
+        dataset = golden(args.name)
         row = dataset.add(row_from_call(response), expected, verified=args.verified, tags=args.tags,
                           source=getattr(response, "trace_id", None) or source, notes=args.notes)
         shown = " ".join(str(expected).split())
@@ -147,10 +145,5 @@ class GoldenMagics(Magics):
               f" ({state})")
 
 
-def register(ipython: Any) -> None:
-    ipython.register_magics(GoldenMagics(ipython))
-
-
-def unregister(ipython: Any) -> None:
-    ipython.magics_manager.magics["line"].pop("golden", None)
-    ipython.magics_manager.registry.pop("GoldenMagics", None)
+def register(ipython: Any, session: Session) -> None:
+    ipython.register_magics(GoldenMagics(ipython, session))

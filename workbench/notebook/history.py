@@ -6,12 +6,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.notebook.lineage import CellContext
-
 if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.gateway.response import Response
+    from workbench.notebook.lineage import CellContext
 
 __all__ = ["HistoryEntry", "Session"]
 
@@ -62,6 +61,7 @@ class Session:
                 "prompt": " ".join(entry.prompt.split())[:80],
                 "at": pd.Timestamp(entry.created_at, unit="s"),
             })
-        columns = ["cell", "model", "model_used", "status", "tokens", "cost_usd", "latency_ms", "cache_hit", "fell_back",
+        columns = ["cell", "model", "model_used", "status", "tokens", "cost_usd", "latency_ms", "cache_hit",
+                   "fell_back",
                    "variables", "prompt", "cell_id", "at"]
         return pd.DataFrame(rows, columns=columns)

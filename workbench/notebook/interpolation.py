@@ -8,12 +8,11 @@ variable holding `{secret}` stays literally `{secret}`.
 
 from __future__ import annotations
 
+import _string  # type: ignore[import-not-found]  # the parser str.format itself uses for field names
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import _string  # the parser str.format itself uses for field names
 
 from workbench.errors import ConfigError
 
@@ -52,7 +51,8 @@ class _Formatter(string.Formatter):
     def parse(self, format_string: str) -> Any:
         for literal, field_name, spec, conversion in super().parse(format_string):
             if field_name == "":  # `{}`: str.format would number it; a prompt has no positional values
-                raise ConfigError(f"{{}} in the cell names no variable: put a name inside, e.g. {{ticket}}, or {_BRACES_HINT}")
+                raise ConfigError(f"{{}} in the cell names no variable: put a name inside, e.g. {{ticket}}, "
+                                  f"or {_BRACES_HINT}")
             yield literal, field_name, spec, conversion
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
@@ -97,7 +97,8 @@ class _Formatter(string.Formatter):
             return format(value, format_spec)
         except (ValueError, TypeError) as exc:
             raise ConfigError(
-                f"format spec {format_spec!r} does not fit a {type(value).__name__} ({exc}); e.g. {{price:.2f}} for numbers"
+                f"format spec {format_spec!r} does not fit a {type(value).__name__} ({exc}); e.g. {{price:.2f}} "
+                "for numbers"
             ) from None
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:

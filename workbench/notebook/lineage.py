@@ -1,16 +1,17 @@
 """Which cell, template and variables a call came from, readable by tracing while the call runs.
 
-The gateway's observers run in the caller's thread and context, so a tracer can call `current()`
-inside its observer to attach cell lineage to the trace without the gateway knowing about notebooks.
-No IPython import here: tracing may import this module from anywhere.
+The cell is kept in tracing's one lineage variable (`tracing.context.cell_lineage`): the gateway's observers run
+in the caller's thread and context, so the tracer stamps each trace with the cell's fields, and `current()`
+returns the CellContext, without tracing knowing about notebooks.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
+
+from workbench.tracing import context as tracing_context
 
 __all__ = ["CellContext", "current", "in_cell"]
 
@@ -28,18 +29,16 @@ class CellContext:
     prompt_version: int | None = None
 
 
-_current: ContextVar[CellContext | None] = ContextVar("workbench_cell", default=None)
-
-
 def current() -> CellContext | None:
     """The cell whose `%%llm` call is running now, or None outside one."""
-    return _current.get()
+    found = tracing_context.current_cell()
+    return found if isinstance(found, CellContext) else None
 
 
 @contextlib.contextmanager
 def in_cell(context: CellContext) -> Iterator[CellContext]:
-    token = _current.set(context)
-    try:
+    fields = {"execution_count": context.execution_count, "cell_id": context.cell_id, "template": context.template,
+              "variables": list(context.variables), "notebook": context.notebook, "prompt_name": context.prompt_name,
+              "prompt_version": context.prompt_version}
+    with tracing_context.cell_lineage(context, fields):
         yield context
-    finally:
-        _current.reset(token)

@@ -3,35 +3,33 @@
 Everything a cell does is one call of the Python API (workbench.complete / workbench.stream); this module
 only parses, interpolates, displays and remembers. A WorkbenchError becomes one red line in the cell
 (WORKBENCH_DEBUG=1 lets it raise with its traceback); any other exception raises as usual.
+
+The floors below (gateway, tracing, tracking) are imported when a cell runs, not here: `%load_ext workbench`
+imports the notebook floor alone, which keeps it within its 0.15 s budget (bench/bench_load_ext.py).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
-import shlex
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from IPython import display as ipython_display
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.notebook import display as show
 from workbench.notebook.formats import extract_json, strip_fence
+from workbench.notebook.guard import debug_enabled, one_line_errors, quiet_warnings
 from workbench.notebook.history import HistoryEntry, Session
 from workbench.notebook.interpolation import interpolate
-from workbench.notebook.lineage import CellContext, in_cell
+from workbench.notebook.line_commands import commands_help, llm_line
 from workbench.notebook.options import CellOptions, flags_help, parse_cell_line
 from workbench.notebook.stopped import Stopped
 
-__all__ = ["LLMMagics", "debug_enabled", "show_error", "one_line_errors", "split_words"]
+if TYPE_CHECKING:
+    from workbench.notebook.lineage import CellContext
 
-F = TypeVar("F", bound="Callable[..., Any]")
-
-TRACE_MODULE = "workbench.notebook.trace_magics"  # present once tracing is built; --trace needs it
+__all__ = ["LLMMagics"]
 
 _DOC = """Ask a model from a notebook cell, through the Workbench gateway.
 
@@ -48,63 +46,10 @@ Flags:
 """ + flags_help() + """
 Line forms:
 
-    %llm models                      default model, aliases and routes
-    %llm config [key=value ...]      show or change settings (default_model, max_retries, ...)
-    %llm alias [NAME=MODEL]          list aliases or define one
-    %llm route NAME MODEL=W ...      split calls between models by weight
-    %llm spend [by TAG]              calls, tokens and cost by model or by a tag
-    %llm history [N]                 this session's calls (a DataFrame), the last N
-    %llm budget [USD|off] [KEY=VALUE]  list budgets, or set/remove one (global, or for a tag)
-    %llm chat [NAME [clear]]         list conversations, show one, or forget it
-
+""" + commands_help() + """
 Errors (an unknown flag, a missing variable, a provider down, a budget refusal) show as one red
 line that says how to fix it; set WORKBENCH_DEBUG=1 for the full traceback.
 """
-
-
-def debug_enabled() -> bool:
-    return os.environ.get("WORKBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def show_error(exc: BaseException) -> None:
-    from IPython.display import display
-
-    data, metadata = show.error_bundle(exc)
-    display(data, metadata=metadata, raw=True)
-
-
-def one_line_errors(magic: F) -> F:
-    """Every workbench magic: a WorkbenchError shows as one red line, not a traceback (WORKBENCH_DEBUG=1 raises)."""
-
-    @functools.wraps(magic)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return magic(*args, **kwargs)
-        except WorkbenchError as exc:
-            if debug_enabled():
-                raise
-            show_error(exc)
-            return None
-
-    return run  # type: ignore[return-value]
-
-
-def split_words(line: str, magic: str) -> list[str]:
-    """The words of a magic's line, shell-style; an unclosed quote is a ConfigError naming the line."""
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise ConfigError(f"{magic} {line.strip()!r}: {exc}; close the quote") from None
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Keep library warnings (litellm's pydantic serializer notes, MLflow's) out of the cell during a call."""
-    with warnings.catch_warnings():
-        if not debug_enabled():
-            warnings.filterwarnings("ignore", module=r"(litellm|pydantic|mlflow|httpx|transformers)(\.|$)")
-            warnings.filterwarnings("ignore", message=r".*[Pp]ydantic serializer warnings.*")
-        yield
 
 
 _libraries_quiet = False
@@ -132,9 +77,7 @@ class LLMMagics(Magics):
     @one_line_errors
     def llm(self, line: str, cell: str | None = None) -> Any:
         if cell is None:
-            from workbench.notebook.line_commands import run_line
-
-            return run_line(self, line)
+            return llm_line(line, self.session)
         self._run_cell(line, cell)
         return None
 
@@ -143,15 +86,16 @@ class LLMMagics(Magics):
     # -- the cell form -------------------------------------------------------------------------------
 
     def _run_cell(self, line: str, cell: str) -> None:
-        from workbench.config import settings
+        from workbench import config
         from workbench.gateway.models import validate_model
+        from workbench.notebook.lineage import CellContext, in_cell
 
         options = parse_cell_line(line)
         if not cell.strip():
             raise ConfigError("the %%llm cell is empty: write the prompt on the lines below %%llm, e.g. 'Say hello'")
         cell = cell.lstrip("\n").rstrip()  # IPython adds a newline; stray blank lines would split the cache
         rendered = interpolate(cell, self.shell.user_ns)
-        names = options.models or [settings().default_model]
+        names = options.models or [config.settings().default_model]
         if options.chat and len(names) > 1:
             raise ConfigError(f"--chat {options.chat} follows one model at a time: pass a single -m (got {len(names)})")
         _quiet_libraries()
@@ -174,7 +118,7 @@ class LLMMagics(Magics):
         live = show.LiveDisplay()
         if len(columns) > 1:
             live.show(*show.render(columns, options.format))
-        with _quiet(), in_cell(context):
+        with quiet_warnings(), in_cell(context):
             for column in columns:
                 self._ask(column, columns, live, options, prompt, system)
         self._remember(columns, options, context, rendered.text, chat_after)
@@ -183,7 +127,7 @@ class LLMMagics(Magics):
     def _register_prompt(name: str | None, template: str) -> tuple[str | None, int | None]:
         if name is None:
             return None, None
-        from workbench.tracing.registry import register_prompt
+        from workbench.tracking.prompts import register_prompt
 
         saved = register_prompt(name, template)
         return saved.name, int(saved.version)
@@ -216,7 +160,7 @@ class LLMMagics(Magics):
     def _ask(self, column: show.Column, columns: list[show.Column], live: show.LiveDisplay, options: CellOptions,
              prompt: Any, system: str | None) -> None:
         """One model's call into its column. WorkbenchErrors stay in the column; Ctrl-C stops the cell."""
-        import workbench
+        from workbench.gateway import client  # through the module: tests spy on client.complete
 
         kwargs = dict(system=system, fallbacks=options.fallbacks, tags=options.tags, cache=options.cache,
                       **options.params())
@@ -225,17 +169,19 @@ class LLMMagics(Magics):
             if options.stream:
                 column.state = "streaming"
                 live.show(*show.render(columns, options.format))
-                stream = workbench.stream(prompt, column.model, **kwargs)
+                stream = client.stream(prompt, column.model, **kwargs)
                 chunks = iter(stream)
                 for _ in chunks:
                     column.text = stream.text
                     live.show(*show.render(columns, options.format), force=False)
                 response = stream.response
+                if response is None:  # a finished stream always has one; say so rather than fail on None
+                    raise WorkbenchError(f"{column.model} ended its stream without an answer: ask again")
             else:
                 if live.shown:  # several columns: say which model is being asked now
                     column.state = "asking"
                     live.show(*show.render(columns, options.format))
-                response = workbench.complete(prompt, column.model, **kwargs)
+                response = client.complete(prompt, column.model, **kwargs)
             column.response, column.text = response, response.text
             self._shape(column, options.format)
         except KeyboardInterrupt as exc:
@@ -259,7 +205,8 @@ class LLMMagics(Magics):
         column.state = "done"
         if fmt == "json":
             try:
-                column.value = extract_json(column.text, column.response.model_used if column.response else column.model)
+                model = column.response.model_used if column.response else column.model
+                column.value = extract_json(column.text, model)
             except WorkbenchError as exc:
                 column.state, column.error = "error", exc
         elif fmt == "code":
@@ -285,7 +232,7 @@ class LLMMagics(Magics):
                 namespace["_llm_json"] = parsed[0] if len(columns) == 1 else {
                     c.model: c.value for c in columns if c.state == "done"}
         first = columns[0]
-        if chat_after is not None and first.response is not None:
+        if chat_after is not None and options.chat is not None and first.response is not None:
             self.session.chats[options.chat] = chat_after + [{"role": "assistant", "content": first.response.text}]
         if options.format == "code":
             code = next((c.value for c in columns if c.state == "done" and c.value), None)
@@ -294,20 +241,14 @@ class LLMMagics(Magics):
         if options.trace:
             self._show_traces([c.response for c in columns if c.response is not None])
         if options.signals and any(getattr(r, "trace_id", None) for r in answered.values()):
-            from IPython.display import display
-
             from workbench.notebook.signals_bar import signals_bar
 
             # Under the answer, from the main thread: each click becomes one workbench.feedback(...) call.
-            display(signals_bar(answered if len(columns) > 1 else value))
+            ipython_display.display(signals_bar(answered if len(columns) > 1 else value))
 
-    def _show_traces(self, responses: list[Any]) -> None:
-        if importlib.util.find_spec(TRACE_MODULE) is None:
-            raise ConfigError("--trace needs tracing (workbench.notebook.trace_magics), which this version lacks; "
-                              "the answer above is complete")
-        from IPython.display import display
-
-        from workbench import tracing
+    @staticmethod
+    def _show_traces(responses: list[Any]) -> None:
+        from workbench.tracing.view import show_trace
 
         for response in responses:
-            display(tracing.show_trace(response))  # a TraceView: the tree bundle with its HTML fallback
+            ipython_display.display(show_trace(response))  # a TraceView: the tree bundle with its HTML fallback

@@ -1,7 +1,7 @@
 """The first local answer prepares the bundled model (20-25 s): the cell says so, with progress, once.
 
 `%load_ext workbench` registers this module (OPTIONAL_MAGIC_MODULES); it subscribes to the provider floor's
-progress registry (workbench.providers.local_progress) and shows one display per preparation in the running
+progress registry (workbench.providers.local.progress) and shows one display per preparation in the running
 cell, updated in place (at most every ~150 ms), ending with "ready". Reports from another thread are not shown
 (display() belongs to the main thread); the preparation itself never waits on the display.
 """
@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from workbench.providers.local.progress import ModelProgress, add_listener
 from workbench.verbatim import NO_MATH
 
 __all__ = ["register", "unregister", "ModelProgressDisplay"]
@@ -27,7 +28,7 @@ class ModelProgressDisplay:
         self._handles: dict[str, Any] = {}
         self._last: dict[str, float] = {}
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, progress: ModelProgress) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         now = time.monotonic()
@@ -46,7 +47,7 @@ class ModelProgressDisplay:
             self._handles.pop(progress.model, None)
 
     @staticmethod
-    def bundle(progress: Any) -> dict[str, str]:
+    def bundle(progress: ModelProgress) -> dict[str, str]:
         percent = round(progress.fraction * 100)
         if progress.done and progress.message != "failed":
             line = (f"local/{progress.model} is ready: prepared once in {progress.elapsed_s:.0f} s "
@@ -68,10 +69,8 @@ _remove: Any = None
 
 def register(ipython: Any) -> None:
     global _remove
-    from workbench.providers import local_progress
-
     if _remove is None:
-        _remove = local_progress.add_listener(ModelProgressDisplay())
+        _remove = add_listener(ModelProgressDisplay())
 
 
 def unregister(ipython: Any) -> None:

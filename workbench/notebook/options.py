@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import keyword
-import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.notebook.parsing import MagicParser, split_words
 
 __all__ = ["CellOptions", "FORMATS", "parse_cell_line", "parse_key_value", "flags_help", "option_strings"]
 
@@ -41,17 +42,7 @@ class CellOptions:
         return {name: value for name, value in values.items() if value is not None}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError instead of printing usage and exiting the kernel."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"%%llm: {message}; see %%llm? for every flag")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise ConfigError(f"%%llm: {message or 'bad flags'}; see %%llm? for every flag")
-
-
-def _number(flag: str, example: str, low: float | None = None, high: float | None = None):
+def _number(flag: str, example: str, low: float | None = None, high: float | None = None) -> Callable[[str], float]:
     def convert(raw: str) -> float:
         try:
             value = float(raw)
@@ -64,7 +55,7 @@ def _number(flag: str, example: str, low: float | None = None, high: float | Non
     return convert
 
 
-def _whole(flag: str, example: str, minimum: int | None = None):
+def _whole(flag: str, example: str, minimum: int | None = None) -> Callable[[str], int]:
     def convert(raw: str) -> int:
         try:
             value = int(raw)
@@ -77,7 +68,7 @@ def _whole(flag: str, example: str, minimum: int | None = None):
     return convert
 
 
-def _identifier(flag: str):
+def _identifier(flag: str) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         if not raw.isidentifier() or keyword.iskeyword(raw):
             raise argparse.ArgumentTypeError(f"{raw!r} is not a Python variable name, e.g. {flag} answer")
@@ -86,10 +77,9 @@ def _identifier(flag: str):
     return convert
 
 
-def _build_parser() -> _Parser:
-    # allow_abbrev=False: `--temp` must not silently mean `--temperature`.
-    parser = _Parser(prog="%%llm", add_help=False, allow_abbrev=False,
-                     description="Send the cell body (after {name} interpolation) to a model through the gateway.")
+def _build_parser() -> MagicParser:
+    parser = MagicParser("%%llm", "see %%llm? for every flag",
+                         description="Send the cell body (after {name} interpolation) to a model through the gateway.")
     add = parser.add_argument
     add("-m", "--model", action="append", dest="models", default=[], metavar="MODEL",
         help="model, alias or route; repeat it to see several models side by side (default: the default model)")
@@ -103,7 +93,8 @@ def _build_parser() -> _Parser:
     add("--seed", type=_whole("--seed", "0"), metavar="N", help="sampling seed, for repeatable answers")
     add("-f", "--format", choices=FORMATS, default="markdown", metavar="FORMAT",
         help="markdown (default; raw HTML shown as text), text, json (parsed into _llm_json), "
-             "code (fence stripped, code put in a new cell below), html (renders the model's HTML: trusted models only), "
+             "code (fence stripped, code put in a new cell below), "
+             "html (renders the model's HTML: trusted models only), "
              "math (markdown whose $...$ is typeset as maths; otherwise every $ is shown as written)")
     add("-o", "--out", type=_identifier("-o"), metavar="NAME", help="also store the Response in the variable NAME")
     add("--no-cache", action="store_false", dest="cache", help="ask the model even when a cached answer exists")
@@ -140,16 +131,15 @@ def parse_key_value(raw: str, flag: str = "-t", example: str = "project=support"
 
 def parse_cell_line(line: str) -> CellOptions:
     """Parse the text after `%%llm` into CellOptions."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:  # an unclosed quote
-        raise ConfigError(f"%%llm flags {line.strip()!r}: {exc}; close the quote, e.g. -s \"You are terse.\"") from None
+    words = split_words(line, "%%llm flags", 'close the quote, e.g. -s "You are terse."')
     namespace, extra = _PARSER.parse_known_args(words)
     if extra:
         unknown = extra[0]
         if unknown.startswith("-"):
-            raise ConfigError(f"%%llm: unknown flag {unknown!r}; known flags: {', '.join(option_strings())} (see %%llm?)")
-        raise ConfigError(f"%%llm: unexpected {unknown!r} on the flags line; name a model with -m, e.g. %%llm -m {unknown}")
+            raise ConfigError(f"%%llm: unknown flag {unknown!r}; known flags: {', '.join(option_strings())} "
+                              "(see %%llm?)")
+        raise ConfigError(f"%%llm: unexpected {unknown!r} on the flags line; name a model with -m, "
+                          f"e.g. %%llm -m {unknown}")
     tags = dict(parse_key_value(raw) for raw in namespace.tags)
     for name in [*namespace.models, *namespace.fallbacks]:
         if not name.strip():

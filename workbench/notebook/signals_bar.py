@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from workbench.notebook.comment_box import CommentBox
+from workbench.notebook.golden_magics import row_from_call
 from workbench.verbatim import NO_MATH
 
 __all__ = ["signals_bar", "SignalsFallback"]
@@ -54,15 +55,15 @@ class SignalsFallback:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         text = "\n".join(self.lines())
         body = "".join(f"<div><code>{html.escape(line)}</code></div>" for line in self.lines())
-        return {"text/plain": text, "text/html": f'<div class="wb-signals {NO_MATH}" style="color:#757575;font-size:0.85em">'
-                                                 f"{body}</div>"}
+        return {"text/plain": text,
+                "text/html": f'<div class="wb-signals {NO_MATH}" style="color:#757575;font-size:0.85em">{body}</div>'}
 
 
 def _say(label: Any, message: str, ok: bool = True) -> None:
     label.value = f"<span class='{NO_MATH}' style='{_OK if ok else _BAD}'>{html.escape(message)}</span>"
 
 
-def _guarded(label: Any, action: Callable[[], str]) -> Callable[[Any], None]:
+def _guarded(label: Any, action: Callable[[], str]) -> Callable[..., None]:
     """A click handler that reports in the bar: a callback's exception would otherwise vanish into the log."""
 
     def handler(_: Any = None) -> None:
@@ -75,7 +76,8 @@ def _guarded(label: Any, action: Callable[[], str]) -> Callable[[Any], None]:
 
 
 def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
-    import workbench
+    from workbench.datasets.golden import golden as golden_dataset  # on first use: %load_ext stays light
+    from workbench.signals.collect import feedback
 
     trace_id = response.trace_id
     before_thumbs, before_stars = _stored(trace_id, "thumbs"), _stored(trace_id, "stars")
@@ -85,7 +87,7 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
                             value=None if before_stars is None else str(before_stars), tooltips=["stars"] * 5,
                             style={"button_width": "2.2em"})
     edit = w.Button(description="edit answer", layout=w.Layout(width="auto"))
-    comment = CommentBox(w, lambda text: (workbench.feedback(trace_id, comment=text), f"comment stored: {text!r}")[1],
+    comment = CommentBox(w, lambda text: (feedback(trace_id, comment=text), f"comment stored: {text!r}")[1],
                          lambda line, ok: _say(status, line, ok))
     golden = w.Button(description="+ golden", tooltip=f"add to the golden dataset {golden_name!r}",
                       layout=w.Layout(width="auto"))
@@ -97,7 +99,7 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
         if new is None:
             return
         try:
-            workbench.feedback(trace_id, thumbs=new)
+            feedback(trace_id, thumbs=new)
         except Exception as exc:  # not stored: the buttons must not say otherwise
             thumbs.unobserve(chosen, names="value")
             thumbs.value = change.get("old")
@@ -111,7 +113,7 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
 
     def starred(change: dict[str, Any]) -> None:
         if change.get("new"):
-            _guarded(status, lambda: (workbench.feedback(trace_id, stars=int(change["new"])),
+            _guarded(status, lambda: (feedback(trace_id, stars=int(change["new"])),
                                       f"{change['new']} star(s) stored")[1])()
 
     stars.observe(starred, names="value")
@@ -121,13 +123,11 @@ def _one_bar(w: Any, response: Any, status: Any, golden_name: str) -> Any:
         editor.layout.display = save_edit.layout.display = "none" if shown else ""
 
     edit.on_click(toggle)
-    save_edit.on_click(_guarded(status, lambda: (workbench.feedback(trace_id, correction=editor.value),
+    save_edit.on_click(_guarded(status, lambda: (feedback(trace_id, correction=editor.value),
                                                  "correction stored (it becomes training data)")[1]))
 
     def add_golden() -> str:
-        from workbench.notebook.golden_magics import row_from_call
-
-        dataset = workbench.golden(golden_name)
+        dataset = golden_dataset(golden_name)
         dataset.add(row_from_call(response), editor.value or response.text, source=trace_id)
         return f"added to golden {golden_name!r} ({len(dataset)} rows, unverified)"
 
@@ -164,7 +164,7 @@ def signals_bar(responses: Any, *, golden_name: str = "golden") -> Any:
             parts.append(w.HTML(f"<b>{html.escape(response.model)}</b>"))
         parts.append(bar)
     if len(traced) > 1:
-        import workbench
+        from workbench.signals.collect import feedback
 
         labels = [f"{i + 1}: {r.model}" for i, r in enumerate(traced)]
         pick = w.ToggleButtons(options=labels, value=None, description="better:")
@@ -174,7 +174,7 @@ def signals_bar(responses: Any, *, golden_name: str = "golden") -> Any:
                 return
             winner = traced[labels.index(change["new"])]
             losers = [r.trace_id for r in traced if r is not winner]
-            _guarded(status, lambda: (workbench.feedback(winner.trace_id, preferred_over=losers),
+            _guarded(status, lambda: (feedback(winner.trace_id, preferred_over=losers),
                                       f"preference stored: {winner.model} is better")[1])()
 
         pick.observe(picked, names="value")

@@ -1,57 +1,11 @@
-"""Providers registered with litellm as custom providers: `fake/...` (and `local/...`, the bundled SLM).
+"""litellm custom providers: `fake/...` (a test double) and `local/...` (causal LMs run in-process).
 
-`register()` is idempotent and runs on the first gateway call; it imports litellm, so nothing here
-runs at `import workbench`.
+    registry.py   which prefixes are ours, registering them with litellm, litellm imported quietly
+    fake.py       `fake/echo`, `fake/fail`, `fake/script`... for tests and offline demos
+    local/        the bundled SmolLM2, any Hugging Face id or folder, adapters stacked on a base
+
+Nothing is imported here: the package face imports `providers.local.resolvers` at `import workbench`, which must
+stay light.
 """
 
-from __future__ import annotations
-
-import threading
-from collections.abc import Callable
-from typing import Any
-
-__all__ = ["register", "add_provider", "CUSTOM_PROVIDERS"]
-
-# provider prefix -> factory returning a litellm CustomLLM instance (imported lazily)
-CUSTOM_PROVIDERS: dict[str, Callable[[], Any]] = {}
-_lock = threading.Lock()
-_registered: set[str] = set()
-
-
-def _fake_factory() -> Any:
-    from workbench.providers.fake import make_provider
-
-    return make_provider()
-
-
-def _local_factory() -> Any:
-    from workbench.providers.local.provider import make_provider
-
-    return make_provider()
-
-
-CUSTOM_PROVIDERS["fake"] = _fake_factory
-CUSTOM_PROVIDERS["local"] = _local_factory
-
-
-def add_provider(prefix: str, factory: Callable[[], Any]) -> None:
-    """Make `prefix/...` model strings go to the CustomLLM that `factory()` builds."""
-    CUSTOM_PROVIDERS[prefix] = factory
-    with _lock:
-        _registered.discard(prefix)
-
-
-def register() -> None:
-    """Register every custom provider with litellm (once per process)."""
-    if _registered >= CUSTOM_PROVIDERS.keys():
-        return
-    import litellm
-
-    with _lock:
-        for prefix, factory in CUSTOM_PROVIDERS.items():
-            if prefix in _registered:
-                continue
-            litellm.custom_provider_map = [e for e in litellm.custom_provider_map if e.get("provider") != prefix]
-            litellm.custom_provider_map.append({"provider": prefix, "custom_handler": factory()})
-            _registered.add(prefix)
-        litellm.utils.custom_llm_setup()
+__all__: list[str] = []

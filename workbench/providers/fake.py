@@ -6,6 +6,8 @@
     fake/slow?ms=200               echoes after a delay
     fake/script                    replies from a queue filled by enqueue([...]) (an Exception entry is raised)
     fake/cut?after=3               streams `after` words of the echo, then breaks the connection
+    fake/ratelimit?rpm=600[&burst=10]  echoes within a budget of `rpm` calls a minute (a token bucket holding
+                                   `burst`, default one second's worth); past it, 429 with Retry-After
 
 Token counts are whitespace tokens; prices are 1 USD per million input and 2 per million output tokens,
 so cost tracking shows. Registered with litellm as the custom provider `fake`.
@@ -22,9 +24,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from workbench.providers import fake_ratelimit
+
 __all__ = ["make_provider", "enqueue", "clear_queue", "injected_failures", "reset", "MODELS", "count_tokens"]
 
-MODELS = ("echo", "fail", "flaky", "slow", "script", "cut")
+MODELS = ("echo", "fail", "flaky", "slow", "script", "cut", "ratelimit")
 INPUT_USD_PER_1M = 1.0
 OUTPUT_USD_PER_1M = 2.0
 
@@ -60,6 +64,7 @@ def reset() -> None:
         _queue.clear()
         _rngs.clear()
         _injected.clear()
+    fake_ratelimit.reset_buckets()
 
 
 def count_tokens(text: str) -> int:
@@ -111,12 +116,13 @@ class _Plan:
         self.model = model
         name, params = _parse(model)
         if name not in MODELS:
-            raise _error(400, f"unknown fake model 'fake/{name}': use one of " + ", ".join(f"fake/{m}" for m in MODELS), model)
+            known = ", ".join(f"fake/{m}" for m in MODELS)
+            raise _error(400, f"unknown fake model 'fake/{name}': use one of {known}", model)
         users = [m for m in messages if m.get("role") == "user"]
         echo = _text_of(users[-1]["content"]) if users else _text_of(messages[-1].get("content")) if messages else ""
         self.prompt_tokens = sum(count_tokens(_text_of(m.get("content"))) for m in messages)
         self.delay_s = 0.0
-        self.failure: Exception | None = None
+        self.failure: BaseException | None = None
         self.cut_after: int | None = None
         self.reply = echo
         if name == "fail":
@@ -128,7 +134,7 @@ class _Plan:
                 raise _error(400, f"fake/{model}: p={p} must be between 0 and 1", model)
             seed = int(_number(params, "seed", 0, model))
             with _lock:
-                rng = _rngs.setdefault(model, random.Random(seed))
+                rng = _rngs.setdefault(model, random.Random(seed))  # noqa: S311 - a test double's dice, not a secret
                 failed = rng.random() < p
                 if failed:
                     _injected[model] += 1
@@ -139,7 +145,8 @@ class _Plan:
         elif name == "script":
             with _lock:
                 if not _queue:
-                    raise _error(400, "fake/script has no queued reply: call workbench.providers.fake.enqueue([...]) first", model)
+                    raise _error(400, "fake/script has no queued reply: call "
+                                      "workbench.providers.fake.enqueue([...]) first", model)
                 item = _queue.popleft()
             if isinstance(item, BaseException):
                 self.failure = item
@@ -147,6 +154,8 @@ class _Plan:
                 self.reply = str(item)
         elif name == "cut":
             self.cut_after = int(_number(params, "after", 3, model))
+        elif name == "ratelimit":
+            self.failure = fake_ratelimit.admit(model, _number(params, "rpm", 60, model), params.get("burst"), echo)
 
     @property
     def completion_tokens(self) -> int:
@@ -170,7 +179,7 @@ def _fill(model_response: Any, plan: _Plan) -> Any:
     model_response.choices[0].message.content = plan.reply
     model_response.choices[0].finish_reason = "stop"
     model_response.model = f"fake/{plan.model}"
-    model_response.usage = Usage(**plan.usage())  # type: ignore[attr-defined]
+    model_response.usage = Usage(**plan.usage())
     return model_response
 
 

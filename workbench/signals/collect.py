@@ -10,14 +10,21 @@ Thumbs and stars hold one opinion per person: a new one overrides that person's 
 
 from __future__ import annotations
 
-import getpass
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.config import settings
 from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.gateway.response import Response
+from workbench.identity import user
+from workbench.scrub import scrub_text
 from workbench.secrets import redact
 from workbench.signals.journal import SignalRow, journal
+from workbench.tracing import exporter
+from workbench.tracing.view import get_trace
+from workbench.tracking.backend import backend, current_uri
 
 __all__ = ["feedback", "FeedbackRecord", "call_of", "stored_choice"]
 
@@ -33,7 +40,7 @@ class FeedbackRecord:
         return f"<FeedbackRecord {self.trace_id}: {', '.join(self.assessments) or 'nothing'}>"
 
 
-def _trace_id(value: Any) -> str:
+def _trace_id(value: object) -> str:
     found = getattr(value, "trace_id", value)
     if found is None:
         raise WorkbenchError("this answer has no trace, so feedback has nowhere to go: tracing is off "
@@ -45,8 +52,6 @@ def _trace_id(value: Any) -> str:
 
 def call_of(trace_id: str) -> tuple[list[dict[str, Any]], str | None, str | None]:
     """(messages sent, answer, model) of the trace's first LLM call; WorkbenchError when there is no such trace."""
-    from workbench.tracing.view import get_trace
-
     trace = get_trace(trace_id)
     for span in trace.spans:
         inputs = span.inputs if isinstance(span.inputs, dict) else {}
@@ -60,10 +65,6 @@ def call_of(trace_id: str) -> tuple[list[dict[str, Any]], str | None, str | None
 
 def _ensure_stored(trace_id: str) -> Any:
     """The TracingClient, once the trace is in MLflow (waiting exports flushed)."""
-    from workbench.config import settings
-    from workbench.tracing import exporter
-    from workbench.tracing.backend import backend, current_uri
-
     if settings().tracing != "on":  # "memory": the trace never reaches MLflow, so neither can its feedback
         raise WorkbenchError(f"feedback cannot be stored: tracing={settings().tracing!r} keeps traces out of MLflow; "
                              "set WORKBENCH_TRACING=on (or configure(tracing='on')) and ask again")
@@ -87,7 +88,9 @@ def _log(client: Any, trace_id: str, assessment: Any) -> str:
                 continue
             if "not found" in text.lower() or "does not exist" in text.lower():
                 raise WorkbenchError(f"no trace {trace_id!r} in MLflow: check the id (Response.trace_id)") from None
-            raise StoreError(f"storing feedback on {trace_id} failed: {redact(text)[:300]}") from exc
+            server = redact(str(getattr(client, "tracking_uri", None) or "MLflow"))
+            raise StoreError(f"storing feedback on {trace_id} in {server} failed: "
+                             f"{' '.join(redact(text).split())[:300]}") from exc
     raise AssertionError("unreachable")
 
 
@@ -107,12 +110,15 @@ def _check(thumbs: Any, stars: Any, correction: Any, comment: Any) -> tuple[bool
     return thumbs, stars
 
 
-def feedback(trace_id: Any, thumbs: bool | None = None, stars: int | None = None, correction: str | None = None,
-             comment: str | None = None, *, preferred_over: Any = None, user: str | None = None) -> FeedbackRecord:
+def feedback(trace_id: str | Response, thumbs: bool | None = None, stars: int | None = None,
+             correction: str | None = None, comment: str | None = None, *,
+             preferred_over: str | Response | Sequence[str | Response] | None = None,
+             user: str | None = None) -> FeedbackRecord:
     """Record a human's signal on one call (a Response or its trace id): thumbs up/down, 1-5 stars, a
     corrected answer, a comment, or that it beat other answers (`preferred_over`: Responses or trace ids)."""
     trace_id = _trace_id(trace_id)
     thumbs, stars = _check(thumbs, stars, correction, comment)
+    correction, comment = scrub_text(correction), scrub_text(comment)  # they go to MLflow and the journal
     losers = [] if preferred_over is None else [_trace_id(x) for x in (
         preferred_over if isinstance(preferred_over, list | tuple) else [preferred_over])]
     if thumbs is None and stars is None and correction is None and comment is None and not losers:
@@ -180,7 +186,4 @@ def stored_choice(trace_id: str, kind: str, user: str | None = None) -> Any:
 
 
 def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "human"
+    return user()  # the MLflow username on a team server, so feedback is filtered by person like traces

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.scrub import scrub_value
 from workbench.signals.journal import SignalRow, journal
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["sft", "preferences", "training_data"]
+__all__ = ["sft", "preferences"]
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -48,7 +48,8 @@ def _write(path: str | Path, records: list[dict[str, Any]]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w", encoding="utf-8", newline="\n") as handle:
             for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                # scrubbed again here: a journal written before scrubbing existed may hold raw keys
+                handle.write(json.dumps(scrub_value(record), ensure_ascii=False) + "\n")
         tmp.replace(target)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -118,10 +119,10 @@ def preferences(path: str | Path | None = None) -> pd.DataFrame:
     for messages, chosen, rejected in triples:
         if chosen.strip() == rejected.strip():
             continue
-        key = (json.dumps(messages, sort_keys=True, ensure_ascii=False), chosen, rejected)
-        if key in seen:
+        identity = (json.dumps(messages, sort_keys=True, ensure_ascii=False), chosen, rejected)
+        if identity in seen:
             continue
-        seen.add(key)
+        seen.add(identity)
         rows.append({"prompt": _prompt_text(messages), "chosen": chosen, "rejected": rejected,
                      "prompt_messages": messages})
     frame = pd.DataFrame(rows, columns=["prompt", "chosen", "rejected", "prompt_messages"])
@@ -129,7 +130,3 @@ def preferences(path: str | Path | None = None) -> pd.DataFrame:
         _write(path, [{"prompt": r["prompt_messages"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
                        "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
     return frame
-
-
-# `workbench.training_data` is this module: workbench.training_data.sft(...), .preferences(...)
-training_data = sys.modules[__name__]

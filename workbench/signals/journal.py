@@ -8,13 +8,13 @@ search every trace. Appends are single INSERTs in WAL mode: two kernels writing 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.sqlite_store import SqliteStore
+from workbench.scrub import scrub_text, scrub_value
+from workbench.sqlite_store import SqliteStore, per_home
 
 __all__ = ["SignalRow", "journal", "Journal"]
 
@@ -70,8 +70,10 @@ class Journal:
             conn.executemany(
                 "INSERT INTO signals (created_at, trace_id, kind, value, messages, output, model, other_trace_id,"
                 " other_output, assessment_id, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(now, r.trace_id, r.kind, json.dumps(r.value), json.dumps(r.messages, ensure_ascii=False), r.output,
-                  r.model, r.other_trace_id, r.other_output, r.assessment_id, r.source) for r in rows])
+                # the journal feeds training exports meant for sharing: no key typed into a prompt is kept
+                [(now, r.trace_id, r.kind, json.dumps(scrub_value(r.value)),
+                  json.dumps(scrub_value(r.messages), ensure_ascii=False), scrub_text(r.output), r.model,
+                  r.other_trace_id, scrub_text(r.other_output), r.assessment_id, r.source) for r in rows])
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -108,16 +110,6 @@ class Journal:
         return int(self.db.execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
 
-_lock = threading.Lock()
-_journals: dict[Path, Journal] = {}
-
-
 def journal() -> Journal:
-    from workbench.config import settings
-
-    path = settings().home / "signals.sqlite"
-    with _lock:
-        found = _journals.get(path)
-        if found is None:
-            found = _journals[path] = Journal(path)
-        return found
+    """The signals journal of the current home folder."""
+    return per_home("signals.sqlite", Journal)

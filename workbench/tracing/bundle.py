@@ -75,7 +75,8 @@ def build_bundle(trace: TraceRecord, *, text_limit: int = TEXT_LIMIT, max_bytes:
     # one redaction pass over all inputs/outputs, one over the rest; the first also tells their JSON size
     payloads, payload_chars = scrub_sized([[s.inputs, s.outputs] for s, _ in order])
     meta = scrub_many([(s.attributes, s.error_message) for s, _ in order])
-    items = [(span, depth, io[0], io[1], m[0], m[1]) for (span, depth), io, m in zip(order, payloads, meta, strict=True)]
+    items = [(span, depth, io[0], io[1], m[0], m[1])
+             for (span, depth), io, m in zip(order, payloads, meta, strict=True)]
     head = {
         "version": SCHEMA_VERSION,
         "trace_id": trace.trace_id,

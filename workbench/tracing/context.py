@@ -10,20 +10,20 @@ import difflib
 import functools
 import inspect
 import os
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
+from workbench.config import settings
 from workbench.errors import ConfigError
+from workbench.identity import user
 from workbench.tracing import memory
 from workbench.tracing.records import KINDS, SpanRecord, TraceRecord, new_span_id, new_trace_id, now_ns
+from workbench.tracking.active import RunRef, current_run, set_session_run, use_run
 
 __all__ = ["Span", "span", "traced", "lineage", "current_span", "current_lineage", "RunRef", "current_run",
-           "set_session_run", "LINEAGE_FIELDS", "use_run"]
+           "set_session_run", "LINEAGE_FIELDS", "use_run", "cell_lineage", "current_cell"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,69 +31,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 LINEAGE_FIELDS = ("notebook", "execution_count", "cell_id", "template", "variables", "prompt_name", "prompt_version")
 
 _current: ContextVar[tuple[TraceRecord, SpanRecord] | None] = ContextVar("workbench_span", default=None)
-_lineage: ContextVar[dict[str, Any] | None] = ContextVar("workbench_lineage", default=None)
-
-
-@dataclass
-class RunRef:
-    """The MLflow run calls log under, with call totals that are logged as metrics when it ends."""
-
-    run_id: str
-    experiment_id: str
-    calls: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_run: ContextVar[RunRef | None] = ContextVar("workbench_run", default=None)
-# `%llm run start` opens a run across cells; IPython may run each cell in a fresh context copy.
-_session_run: RunRef | None = None
-
-
-def current_run() -> RunRef | None:
-    return _run.get() or _session_run
-
-
-def set_session_run(ref: RunRef | None) -> None:
-    global _session_run
-    _session_run = ref
-
-
-@contextmanager
-def use_run(ref: RunRef) -> Iterator[RunRef]:
-    token = _run.set(ref)
-    try:
-        yield ref
-    finally:
-        _run.reset(token)
+# The one lineage variable: (lineage() fields, the cell's fields, the cell object the notebook layer set).
+_lineage: ContextVar[tuple[dict[str, Any], dict[str, Any], Any] | None] = ContextVar("workbench_lineage",
+                                                                                      default=None)
 
 
 def current_span() -> tuple[TraceRecord, SpanRecord] | None:
     return _current.get()
 
 
-def _cell_lineage() -> dict[str, Any] | None:
-    """What the %%llm magic says about its cell (workbench.notebook.lineage), when that is in use."""
-    module = sys.modules.get("workbench.notebook.lineage")  # never imported from here: only if the magic is
-    cell = module.current() if module is not None else None
-    if cell is None:
-        return None
-    found = {"execution_count": cell.execution_count, "cell_id": cell.cell_id, "template": cell.template,
-             "variables": list(cell.variables), "notebook": getattr(cell, "notebook", None),
-             "prompt_name": getattr(cell, "prompt_name", None), "prompt_version": getattr(cell, "prompt_version", None)}
-    return {k: v for k, v in found.items() if v is not None}
-
-
 def current_lineage() -> dict[str, Any] | None:
     """lineage() fields, over those the %%llm magic set for its cell."""
-    explicit, cell = _lineage.get(), _cell_lineage()
-    if cell is None:
-        return explicit
-    return {**cell, **explicit} if explicit else cell
+    found = _lineage.get()
+    if found is None:
+        return None
+    explicit, cell_fields, _ = found
+    if not cell_fields:
+        return explicit or None
+    return {**cell_fields, **explicit} if explicit else dict(cell_fields)
+
+
+def current_cell() -> Any:
+    """The object the notebook layer passed to `cell_lineage` for the cell running now (None outside one)."""
+    found = _lineage.get()
+    return found[2] if found is not None else None
+
+
+@contextmanager
+def cell_lineage(cell: Any, fields: dict[str, Any]) -> Iterator[Any]:
+    """Mark every trace started inside with the cell's lineage `fields`; `current_cell()` returns `cell` meanwhile.
+
+    The notebook layer (a higher floor) calls this; explicit lineage() fields still win over the cell's.
+    """
+    unknown = sorted(set(fields) - set(LINEAGE_FIELDS))
+    if unknown:
+        raise ConfigError(f"cell lineage got {', '.join(unknown)}: known fields are {', '.join(LINEAGE_FIELDS)}")
+    explicit = _lineage.get()
+    token = _lineage.set((explicit[0] if explicit else {}, {k: v for k, v in fields.items() if v is not None}, cell))
+    try:
+        yield cell
+    finally:
+        _lineage.reset(token)
 
 
 @contextmanager
@@ -103,9 +81,10 @@ def lineage(**fields: Any) -> Iterator[dict[str, Any]]:
     unknown = sorted(set(fields) - set(LINEAGE_FIELDS))
     if unknown:
         raise ConfigError(f"lineage() got {', '.join(unknown)}: known fields are {', '.join(LINEAGE_FIELDS)}")
-    merged = dict(_lineage.get() or {})
+    found = _lineage.get()
+    merged = dict(found[0]) if found else {}
     merged.update({k: v for k, v in fields.items() if v is not None})
-    token = _lineage.set(merged)
+    token = _lineage.set((merged, found[1] if found else {}, found[2] if found else None))
     try:
         yield merged
     finally:
@@ -121,8 +100,6 @@ def check_kind(kind: str) -> str:
 
 
 def _tracing_on() -> bool:
-    from workbench.config import settings
-
     return settings().tracing != "off"
 
 
@@ -133,8 +110,6 @@ def _tracking_uri() -> str:
     """settings().effective_tracking_uri, remembered while the settings and MLFLOW_TRACKING_URI stay the same
     (building it joins paths: too slow to do on every call)."""
     global _uri_cache
-    from workbench.config import settings
-
     current, env = settings(), os.environ.get("MLFLOW_TRACKING_URI")
     cached = _uri_cache
     if cached is None or cached[0] is not current or cached[1] != env:
@@ -144,7 +119,7 @@ def _tracking_uri() -> str:
 
 def new_trace() -> TraceRecord:
     """A trace with the current lineage and run; the tracking URI is fixed now."""
-    trace = TraceRecord(new_trace_id(), _tracking_uri())
+    trace = TraceRecord(new_trace_id(), _tracking_uri(), user=user())
     found = current_lineage()
     if found:
         trace.lineage.update(found)
@@ -229,7 +204,8 @@ class Span:
         return f"<Span {kind} {name!r} trace={self.trace_id}>"
 
 
-def span(name: str, kind: str = "chain", *, inputs: Any = None, attributes: dict[str, Any] | None = None) -> Span:
+def span(name: str, kind: str = "chain", *, inputs: object = None,
+         attributes: dict[str, object] | None = None) -> Span:
     """A context manager for one user step; calls made inside become its children."""
     return Span(name, kind, inputs, attributes)
 
@@ -250,13 +226,14 @@ def traced(fn: F, *, name: str | None = ..., kind: str = ..., capture: bool = ..
 def traced(fn: None = ..., *, name: str | None = ..., kind: str = ..., capture: bool = ...) -> Callable[[F], F]: ...
 
 
-def traced(fn: Any = None, *, name: str | None = None, kind: str = "chain", capture: bool = True) -> Any:
+def traced(fn: F | None = None, *, name: str | None = None, kind: str = "chain",
+           capture: bool = True) -> F | Callable[[F], F]:
     """Decorate a function (sync or async) so each call is a span; arguments and return value become its
     inputs and outputs unless capture=False."""
     check_kind(kind)
 
     def decorate(func: F) -> F:
-        span_name = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "step")
+        span_name: str = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or "step"
         try:
             signature: inspect.Signature | None = inspect.signature(func)
         except (TypeError, ValueError):

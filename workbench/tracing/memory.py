@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from workbench.config import settings
+from workbench.tracing import exporter
 from workbench.tracing.records import TraceRecord
 
 __all__ = ["finish", "recent", "last_trace_id", "remember", "forget_all", "KEEP"]
@@ -34,11 +36,7 @@ def finish(trace: TraceRecord) -> None:
         return
     trace.finished = True
     remember(trace)
-    from workbench.config import settings
-
     if settings().tracing == "on":  # "memory": kept for display only, MLflow never opened
-        from workbench.tracing import exporter
-
         exporter.submit(trace)
 
 

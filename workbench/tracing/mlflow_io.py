@@ -8,16 +8,38 @@ in the exporter's thread.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from workbench.tracing.payload import dumps, scrub
+from workbench.identity import user
+from workbench.tracing.payload import dumps as _dumps
+from workbench.tracing.payload import scrub
 from workbench.tracing.records import SpanRecord, TraceRecord
 
-__all__ = ["to_mlflow", "from_mlflow", "TAG_PREFIX"]
+__all__ = ["to_mlflow", "from_mlflow", "clean", "dumps", "TAG_PREFIX"]
 
 TAG_PREFIX = "workbench."
 _TAG_MAX = 4000  # MLflow keeps tag values up to 4096 characters
 _PREVIEW_MAX = 1000
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate (a file name from a non-UTF-8 folder, decoded with
+    surrogateescape) becomes U+FFFD, which MLflow can store; otherwise the whole batch would be refused."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def dumps(value: Any) -> str:
+    return clean(_dumps(value))
 
 
 def _span_type(kind: str) -> str:
@@ -46,7 +68,7 @@ def _mlflow_span(trace_id: str, record: SpanRecord, trace_end_ns: int, extra: di
         Key.OUTPUTS: dumps(payload["outputs"]),
     }
     for key, value in attrs.items():
-        attributes[TAG_PREFIX + key] = dumps(value)
+        attributes[clean(TAG_PREFIX + str(key))] = dumps(value)
     if extra:
         attributes.update(extra)
     if record.kind == "llm" and "prompt_tokens" in attrs:
@@ -59,14 +81,14 @@ def _mlflow_span(trace_id: str, record: SpanRecord, trace_end_ns: int, extra: di
             attributes[Key.LLM_COST] = dumps({"total_cost": attrs["cost_usd"]})
     events = []
     if record.status == "ERROR":
-        status = Status(StatusCode.ERROR, payload["error"] or "")
-        events.append(Event("exception", {"exception.type": record.error_type or "Error",
-                                          "exception.message": payload["error"] or ""},
+        status = Status(StatusCode.ERROR, clean(payload["error"] or ""))
+        events.append(Event("exception", {"exception.type": clean(record.error_type or "Error"),
+                                          "exception.message": clean(payload["error"] or "")},
                             timestamp=record.end_ns or trace_end_ns))
     else:
         status = Status(StatusCode.OK if record.status == "OK" else StatusCode.UNSET)
     otel = ReadableSpan(
-        name=record.name, context=context(record.span_id),
+        name=clean(str(record.name)), context=context(record.span_id),
         parent=context(record.parent_id) if record.parent_id else None,
         start_time=record.start_ns, end_time=record.end_ns or trace_end_ns, attributes=attributes,
         status=status, events=events, resource=Resource.get_empty(),
@@ -81,11 +103,12 @@ def to_mlflow(trace: TraceRecord, experiment_id: str) -> tuple[Any, list[Any]]:
 
     end_ns = trace.end_ns or max((s.start_ns for s in trace.spans), default=0)
     root = trace.root
-    tags = {str(k)[:250]: str(v)[:_TAG_MAX] for k, v in scrub(trace.tags).items()}
-    tags[TraceTagKey.TRACE_NAME] = trace.name[:250]
+    tags = {clean(str(k)[:250]): clean(str(v)[:_TAG_MAX]) for k, v in scrub(trace.tags).items()}
+    tags[TraceTagKey.TRACE_NAME] = clean(str(trace.name)[:250])
+    tags.setdefault(TAG_PREFIX + "user", clean(trace.user or user()))  # who made it: a team filters traces by person
     for key, value in scrub(trace.lineage).items():
         text = value if isinstance(value, str) else dumps(value)
-        tags[TAG_PREFIX + key] = text[:_TAG_MAX]
+        tags[clean(TAG_PREFIX + key)] = clean(text[:_TAG_MAX])
     if trace.lineage.get("prompt_name") and trace.lineage.get("prompt_version") is not None:
         tags[TraceTagKey.LINKED_PROMPTS] = dumps(
             [{"name": str(trace.lineage["prompt_name"]), "version": str(trace.lineage["prompt_version"])}])
@@ -94,7 +117,7 @@ def to_mlflow(trace: TraceRecord, experiment_id: str) -> tuple[Any, list[Any]]:
     spans = [_mlflow_span(trace.trace_id, record, end_ns, carried if record is root else None)
              for record in trace.spans]
     llm = [s.attributes for s in trace.spans if s.kind == "llm" and "prompt_tokens" in s.attributes]
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = {TraceMetadataKey.TRACE_USER: tags[TAG_PREFIX + "user"]}
     if llm:
         prompt = sum(a.get("prompt_tokens") or 0 for a in llm)
         completion = sum(a.get("completion_tokens") or 0 for a in llm)
@@ -148,7 +171,8 @@ def from_mlflow(trace: Any) -> TraceRecord:
     for span in trace.data.spans:
         raw = span._span.attributes or {}
         attributes = {k.removeprefix(TAG_PREFIX): _loads(v) for k, v in raw.items() if k.startswith(TAG_PREFIX)}
-        code = span.status.status_code.value if hasattr(span.status.status_code, "value") else str(span.status.status_code)
+        status_code = span.status.status_code
+        code = status_code.value if hasattr(status_code, "value") else str(status_code)
         status = {"OK": "OK", "ERROR": "ERROR"}.get(code, "OK" if span.end_time_ns else "IN_PROGRESS")
         error_type = None
         for event in getattr(span, "events", None) or []:

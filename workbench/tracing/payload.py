@@ -6,6 +6,7 @@ a few hundred KB is far cheaper than thousands of small passes (a 1,000-span tra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -52,15 +53,11 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
                 if f.repr}
     dump = getattr(value, "model_dump", None)
     if callable(dump):
-        try:
+        with contextlib.suppress(Exception):  # a broken model_dump must not break a trace: its repr() is kept
             return jsonable(dump(), _depth + 1)
-        except Exception:  # a broken model_dump must not break a trace
-            pass
     if hasattr(value, "to_dict") and callable(value.to_dict) and not isinstance(value, type):
-        try:
+        with contextlib.suppress(Exception):
             return jsonable(value.to_dict(), _depth + 1)
-        except Exception:
-            pass
     return repr(value)
 
 

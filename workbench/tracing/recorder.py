@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.config import settings
+from workbench.gateway import team
 from workbench.gateway.hooks import CallRecord, add_observer
 from workbench.tracing import context, exporter, memory
 from workbench.tracing.records import SpanRecord, new_span_id
@@ -18,7 +20,7 @@ _installed = False
 
 
 def install() -> None:
-    """Register the observer with the gateway (idempotent; called on first gateway use)."""
+    """Register the observer with the gateway (idempotent; done when this module is imported)."""
     global _installed
     if not _installed:
         add_observer(observe)
@@ -30,8 +32,6 @@ def _ns(epoch_s: float) -> int:
 
 
 def observe(record: CallRecord) -> str | None:
-    from workbench.config import settings
-
     if exporter.undelivered:  # a warning found by the exporter's thread is shown in the caller's thread
         exporter.deliver_warnings()
     if settings().tracing == "off":
@@ -57,9 +57,15 @@ def observe(record: CallRecord) -> str | None:
             latency_ms=response.latency_ms, cache_hit=response.cache_hit, fell_back=response.fell_back,
             finish_reason=response.finish_reason,
         )
-        outputs = response.text
+        outputs = response.text if not response.tool_calls else {"text": response.text,
+                                                                  "tool_calls": response.tool_calls}
     if record.attempts:
         attributes["failed_attempts"] = len(record.attempts)
+    if team.is_team(record.model):  # the team gateway keeps its own trace of the call: say where
+        attributes["team_endpoint"] = team.endpoint_of(record.model)
+        link = team.gateway_traces_url(record.model)
+        if link:
+            attributes["gateway_traces"] = link
     llm = SpanRecord(new_span_id(), parent[1].span_id if parent else None, record.model, "llm",
                      _ns(record.started_at), _ns(record.ended_at), "OK",
                      inputs={"messages": record.messages, "params": record.params}, outputs=outputs,
@@ -71,7 +77,7 @@ def observe(record: CallRecord) -> str | None:
         start = _ns(attempt.started_at) if attempt.started_at else llm.start_ns
         child = SpanRecord(new_span_id(), llm.span_id, f"{attempt.model} (attempt {number})", "llm", start,
                            start + int(attempt.latency_ms * 1e6), "ERROR", attempt.error_type, attempt.message,
-                           attributes={"model": attempt.model, "retryable": attempt.retryable,
+                           attributes={"model": attempt.model, "attempt": number, "retryable": attempt.retryable,
                                        "latency_ms": attempt.latency_ms})
         trace.spans.append(child)
     run = context.current_run()
@@ -87,3 +93,6 @@ def observe(record: CallRecord) -> str | None:
     if parent is None:
         memory.finish(trace)
     return trace.trace_id
+
+
+install()  # importing tracing is what turns it on; the package face imports it before the first call

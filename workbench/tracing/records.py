@@ -22,7 +22,7 @@ KINDS = (
 
 
 # Ids only need to be unique, not secret: a seeded generator is ~20x cheaper than os.urandom per id.
-_ids = random.Random(os.urandom(16))
+_ids = random.Random(os.urandom(16))  # noqa: S311 - unique, not secret (see above)
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))  # a forked worker must not repeat ids
 
 
@@ -84,6 +84,7 @@ class TraceRecord:
     run_id: str | None = None
     experiment_id: str | None = None  # None: the default experiment, resolved at export
     finished: bool = False
+    user: str | None = None  # who made it (workbench.identity), fixed when it starts
 
     @property
     def root(self) -> SpanRecord | None:

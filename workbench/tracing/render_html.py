@@ -132,7 +132,8 @@ def llm_calls_text(calls: int, failed: int) -> str:
 
 def _header(bundle: dict[str, Any]) -> str:
     totals = bundle.get("totals") or {}
-    parts = [f"<b>trace</b> {escape(str(bundle.get('name', '')))}", f"<code>{escape(str(bundle.get('trace_id')))}</code>",
+    parts = [f"<b>trace</b> {escape(str(bundle.get('name', '')))}",
+             f"<code>{escape(str(bundle.get('trace_id')))}</code>",
              escape(format_ms(bundle.get("duration_ms"))), f"{totals.get('spans', 0)} spans"]
     if totals.get("errors"):
         parts.append(f'<span style="{_RED}">{totals["errors"]} error(s)</span>')
@@ -201,7 +202,8 @@ def render_text(bundle: dict[str, Any]) -> str:
     for span in bundle.get("spans") or []:
         mark = _MARK.get(span.get("status", "OK"), "?")
         line = (f"{'  ' * (int(span.get('depth') or 0) + 1)}{mark} [{span.get('kind')}] {span.get('name')} "
-                f"{format_ms(span.get('duration_ms'))} {_bar(span.get('start_ms') or 0.0, span.get('duration_ms'), total)}")
+                f"{format_ms(span.get('duration_ms'))} "
+                f"{_bar(span.get('start_ms') or 0.0, span.get('duration_ms'), total)}")
         usage = _usage(span)
         if usage:
             line += f" {usage}"

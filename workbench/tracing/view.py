@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.errors import StoreError, WorkbenchError
+from workbench.errors import NotFoundError, StoreError, WorkbenchError
+from workbench.gateway.response import Response
+from workbench.secrets import redact
 from workbench.tracing import exporter, memory
 from workbench.tracing.bundle import MIME_TYPE, build_bundle
+from workbench.tracing.mlflow_io import from_mlflow
 from workbench.tracing.records import TraceRecord, now_ns
 from workbench.tracing.render_html import render_html, render_text
+from workbench.tracking.backend import backend, current_uri
+from workbench.tracking.gate import is_not_found
 
 __all__ = ["TraceView", "show_trace", "get_trace", "last_trace_id"]
 
@@ -22,7 +27,7 @@ def last_trace_id() -> str | None:
     return memory.last_trace_id()
 
 
-def get_trace(trace_id: str | None = None) -> TraceRecord:
+def get_trace(trace_id: str | Response | None = None) -> TraceRecord:
     """The trace as plain records: from memory when recent, else from MLflow (waiting traces flushed first)."""
     if trace_id is None:
         trace_id = memory.last_trace_id()
@@ -37,18 +42,15 @@ def get_trace(trace_id: str | None = None) -> TraceRecord:
     if found is not None:
         return found
     exporter.flush()
-    from workbench.tracing.backend import backend, current_uri
-    from workbench.tracing.mlflow_io import from_mlflow
-
     opened = backend(current_uri())
     try:
         stored = opened.client.get_trace(trace_id)
     except Exception as exc:
         text = str(exc)
-        if "not found" in text.lower() or "does not exist" in text.lower() or "RESOURCE_DOES_NOT_EXIST" in text:
-            raise WorkbenchError(f"no trace {trace_id!r} in {opened.uri.split('@')[-1]}: check the id "
+        if is_not_found(exc):
+            raise NotFoundError(f"no trace {trace_id!r} in {opened.uri.split('@')[-1]}: check the id "
                                  "(Response.trace_id, or the MLflow UI's Traces tab)") from None
-        raise StoreError(f"reading trace {trace_id!r} failed: {text[:300]}") from exc
+        raise StoreError(f"reading trace {trace_id!r} failed: {redact(text)[:300]}") from exc
     return from_mlflow(stored)
 
 
@@ -93,6 +95,6 @@ class TraceView:
         return self.text
 
 
-def show_trace(trace_id: Any = None) -> TraceView:
+def show_trace(trace_id: str | Response | None = None) -> TraceView:
     """The last trace (or the one with this id, or a Response's) as a TraceView, which displays itself."""
     return TraceView(get_trace(trace_id))

@@ -13,6 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.evals.plots import figure_png
+from workbench.gateway.accounting import calls as ledger_calls
+from workbench.signals.journal import journal
+from workbench.traffic.live import get_rollout
 from workbench.verbatim import NO_MATH
 
 if TYPE_CHECKING:
@@ -73,11 +77,10 @@ class RolloutReport:
 
     def _repr_html_(self) -> str:
         if self.table.empty:
-            return f"<div class='{NO_MATH}'>{html.escape(self._summary())}: no calls tagged rollout={html.escape(self.name)} yet</div>"
+            return (f"<div class='{NO_MATH}'>{html.escape(self._summary())}: "
+                    f"no calls tagged rollout={html.escape(self.name)} yet</div>")
         body = self.table.to_html(escape=True, float_format=lambda v: f"{v:.3g}", na_rep="–")
         try:
-            from workbench.evals.plots import figure_png
-
             png = base64.b64encode(figure_png(self.plot())).decode()
             body += f'<img src="data:image/png;base64,{png}" alt="rollout {html.escape(self.name)}"/>'
         except ImportError:
@@ -96,8 +99,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _signals(trace_ids: set[str]) -> dict[str, dict[str, Any]]:
     """trace id -> {'thumbs': bool, 'stars': int}: the latest of each kind."""
-    from workbench.signals.journal import journal
-
     found: dict[str, dict[str, Any]] = {}
     for row in journal().rows():
         if row.trace_id in trace_ids and row.kind in ("thumbs", "stars"):
@@ -108,9 +109,6 @@ def _signals(trace_ids: set[str]) -> dict[str, dict[str, Any]]:
 def rollout_report(name: str, since: float | None = None) -> RolloutReport:
     """Per variant of rollout `name`: calls, error rate, latency p50/p95, cost, thumbs-up share, mean stars."""
     import pandas as pd
-
-    from workbench.gateway.accounting import calls as ledger_calls
-    from workbench.traffic.routing import get_rollout
 
     frame = ledger_calls()
     mine = frame[frame["tags"].map(lambda t: isinstance(t, dict) and t.get("rollout") == name)]

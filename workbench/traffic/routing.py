@@ -18,27 +18,28 @@ import hashlib
 import html
 import json
 import random
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchWarning
+from workbench.finetune.registry import client
+from workbench.gateway.models import _check_name as check_name  # the same rules as alias and route names
+from workbench.gateway.models import route, validate_model
 from workbench.secrets import redact
+from workbench.tracking.backend import backend, current_uri, default_experiment_name
+from workbench.traffic import live
+from workbench.traffic.live import get_rollout, rollouts
+from workbench.traffic.monitor import RolloutReport, rollout_report
 from workbench.verbatim import NO_MATH
-
-if TYPE_CHECKING:
-    from workbench.traffic.monitor import RolloutReport
 
 __all__ = ["Rollout", "RolloutWarning", "rollout", "rollouts", "get_rollout", "bucket"]
 
-_lock = threading.Lock()
-_rollouts: dict[str, Rollout] = {}
-_random = random.Random()
+_random = random.Random()  # noqa: S311 - assigns calls without a user to a variant; not a secret
 
 
-class RolloutWarning(UserWarning):
+class RolloutWarning(WorkbenchWarning):
     """The rollout changed, but the change could not be recorded in MLflow."""
 
 
@@ -79,8 +80,6 @@ class Rollout:
         return (self.candidate if variant == "candidate" else self.baseline), {"rollout": self.name, "variant": variant}
 
     def _install(self) -> None:
-        from workbench.gateway.models import route
-
         weights = {self.baseline: 100 - self.percent, self.candidate: self.percent}
         route(self.name, weights).pick = self._pick
 
@@ -108,17 +107,12 @@ class Rollout:
 
     def report(self) -> RolloutReport:
         """Per variant since this rollout started: calls, errors, latency, cost, thumbs and stars."""
-        from workbench.traffic.monitor import rollout_report
-
         return rollout_report(self.name, since=self.started)
 
     # --- MLflow ------------------------------------------------------------------------------------------------
 
     def _start_run(self, experiment: str | None) -> None:
         try:
-            from workbench.finetune.registry import client
-            from workbench.tracing.backend import backend, current_uri, default_experiment_name
-
             self._client = client()
             experiment_id = backend(current_uri()).experiment_id(experiment or default_experiment_name())
             created = self._client.create_run(experiment_id, run_name=f"rollout {self.name}", tags={
@@ -152,7 +146,8 @@ class Rollout:
                 f"(baseline {self.baseline})>")
 
     def _repr_html_(self) -> str:
-        return (f"<div class='{NO_MATH}'><b>rollout {html.escape(self.name)}</b> &middot; {html.escape(self.state)} &middot; "
+        return (f"<div class='{NO_MATH}'><b>rollout {html.escape(self.name)}</b> &middot; "
+                f"{html.escape(self.state)} &middot; "
                 f"{self.percent:g}% &rarr; candidate <code>{html.escape(self.candidate)}</code>, "
                 f"{100 - self.percent:g}% &rarr; baseline <code>{html.escape(self.baseline)}</code></div>")
 
@@ -160,9 +155,7 @@ class Rollout:
 def rollout(name: str, baseline: str, candidate: str, percent: float = 10, *, experiment: str | None = None) -> Rollout:
     """Put `baseline` and `candidate` behind the model name `name`, `percent` % of calls to the candidate (sticky
     per `tags["user"]`), every call tagged with its variant; returns the Rollout (.set, .promote, .rollback)."""
-    from workbench.gateway.models import _check_name, validate_model
-
-    name = _check_name("rollout", name)
+    name = check_name("rollout", name)
     for role, model in (("baseline", baseline), ("candidate", candidate)):
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"{role}={model!r} must be a model string, e.g. {role}='local/smollm2'")
@@ -172,9 +165,7 @@ def rollout(name: str, baseline: str, candidate: str, percent: float = 10, *, ex
     if name in (baseline.strip(), candidate.strip()):
         raise ConfigError(f"rollout {name!r} cannot be named after its own baseline or candidate: pick an alias")
     created = Rollout(name, baseline.strip(), candidate.strip(), _check_percent(percent))
-    with _lock:
-        previous = _rollouts.get(name)
-        _rollouts[name] = created
+    previous = live.put(created)
     if previous is not None and previous.state == "running":
         previous.state = "replaced"
         previous._record("replaced", percent=previous.percent, end=True)
@@ -183,13 +174,3 @@ def rollout(name: str, baseline: str, candidate: str, percent: float = 10, *, ex
     created._record("start", percent=created.percent)
     return created
 
-
-def rollouts() -> dict[str, Rollout]:
-    """The rollouts of this process, by name."""
-    with _lock:
-        return dict(_rollouts)
-
-
-def get_rollout(name: str) -> Rollout | None:
-    with _lock:
-        return _rollouts.get(name)

@@ -3,7 +3,7 @@
 This module parses the model string and puts adapter folders (peft's `save_pretrained` layout) on the process's ONE
 shared copy of the base: the first adapter wraps that copy in a PeftModel, later ones are added to it with
 `load_adapter`, so ten adapters cost ten small adapter files, not ten copies of the base. Before each generation
-(under the generation lock in local_generate) the right adapter is switched on with `set_adapter`; the plain base
+(under the generation lock in generate.py) the right adapter is switched on with `set_adapter`; the plain base
 generates with every adapter disabled (`disable_adapter`). Which folder a name and version stand for is not known
 here: this module owns a registry of resolvers (`set_adapter_resolver`), and the package face (`workbench/__init__.py`,
 the top floor) registers the MLflow-backed one of workbench.finetune, which it imports only when an adapter name is
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -24,14 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ModelError, WorkbenchError
+from workbench.errors import ModelError
 from workbench.providers.local.generate import generation_lock
-from workbench.providers.local.resolvers import (
-    ADAPTER_RESOLVERS,
-    AdapterResolver,
-    registered_resolvers,
-    set_adapter_resolver,
-)
+from workbench.providers.local.names import _SEPARATOR, LocalModelName, parse_model_name, resolve_adapter
+from workbench.providers.local.resolvers import ADAPTER_RESOLVERS, AdapterResolver, set_adapter_resolver
 from workbench.providers.local.weights import LoadedModel, _as_folder, load_base, shared_model
 
 __all__ = [
@@ -47,67 +42,6 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_SEPARATOR = "+adapter:"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
-_EXAMPLE = "local/smollm2+adapter:support@2"
-
-
-@dataclass(frozen=True)
-class LocalModelName:
-    """`local/<base>+adapter:<adapter>@<version>` taken apart (without the `local/` prefix)."""
-
-    base: str
-    adapter: str | None = None
-    version: str | None = None  # None: the latest version
-
-    def __str__(self) -> str:
-        if self.adapter is None:
-            return self.base
-        return f"{self.base}{_SEPARATOR}{self.adapter}" + (f"@{self.version}" if self.version else "")
-
-
-def parse_model_name(name: str) -> LocalModelName:
-    """Split a local model name (with or without `local/`) into base, adapter and version."""
-    if not isinstance(name, str) or not name.strip():
-        raise ModelError(f"local model name {name!r} is empty: use e.g. local/smollm2 or {_EXAMPLE}")
-    raw = name.strip().removeprefix("local/")
-    base, separator, rest = raw.partition(_SEPARATOR)
-    if not separator:
-        return LocalModelName(raw)
-    adapter, at, version = rest.partition("@")
-    if not base or not _NAME.match(adapter) or (at and not _NAME.match(version)):
-        raise ModelError(f"local/{raw}: write an adapter as local/<base>+adapter:<name>[@<version>], e.g. {_EXAMPLE}")
-    return LocalModelName(base, adapter, version if at else None)
-
-
-def resolve_adapter(spec: LocalModelName) -> Path:
-    """The folder holding the adapter `spec` names. Raises ModelError when nothing knows it."""
-    if spec.adapter is None:
-        raise ModelError(f"local/{spec}: names no adapter; write e.g. {_EXAMPLE}")
-    resolvers = registered_resolvers()
-    if not resolvers:
-        raise ModelError(
-            f"local/{spec}: adapter {spec.adapter!r} cannot be found because no adapter registry is set up; "
-            f"adapters come from workbench.finetune (fine-tune one there, or register a lookup with "
-            f"workbench.providers.local.adapters.set_adapter_resolver)"
-        )
-    for resolver in resolvers:
-        try:
-            found = resolver(spec.adapter, spec.version)
-        except WorkbenchError:
-            raise
-        except Exception as exc:
-            raise ModelError(f"local/{spec}: looking up adapter {spec.adapter!r} failed ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}); check the adapter registry") from exc
-        if found is not None:
-            folder = Path(found).expanduser().resolve()
-            if not (folder / "adapter_config.json").is_file():
-                raise ModelError(f"local/{spec}: {folder} holds no adapter_config.json; "
-                                 f"an adapter folder is what peft's save_pretrained writes")
-            return folder
-    version = f" version {spec.version}" if spec.version else ""
-    raise ModelError(f"local/{spec}: there is no adapter {spec.adapter!r}{version}; "
-                     f"list the fine-tuned adapters, or fine-tune one with workbench.finetune")
 
 
 def load_with_adapter(base: str, adapter_folder: str | os.PathLike[str], label: str | None = None) -> LoadedModel:

@@ -1,5 +1,8 @@
 """Generation for `local/...` models: chat template, sampling settings, stop strings, streaming, real token counts.
 
+Tokens come from decoder.py's FastDecoder where it serves the model (plain Llama models: SmolLM2), else from
+transformers' `generate` (other architectures, adapters switched on, WORKBENCH_LOCAL_BACKEND=transformers).
+
 One lock serializes generation in the process: torch already spreads one generate over every core, so two at once
 only contend, and torch's random generator is global, so a seeded call must not interleave with another sampling call.
 Defaults differ from OpenAI's on purpose: without `temperature` the answer is greedy (deterministic and cacheable),
@@ -11,15 +14,24 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.errors import ConfigError
+from workbench.providers.local import decoder as local_decoder
 from workbench.providers.local.weights import LoadedModel
 
-__all__ = ["GenerationSettings", "Generation", "TextStream", "generate", "stream", "chat_prompt", "DEFAULT_MAX_TOKENS",
-           "generation_lock"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "Generation",
+    "GenerationSettings",
+    "TextStream",
+    "chat_prompt",
+    "generate",
+    "generation_lock",
+    "stream",
+]
 
 DEFAULT_MAX_TOKENS = 256
 _LOCK = threading.Lock()
@@ -160,6 +172,15 @@ def _run_generate(loaded: LoadedModel, inputs: Any, settings: GenerationSettings
         torch.manual_seed(settings.seed)
     # An adapter on the shared base switches itself on here (and the plain base switches adapters off): the
     # caller holds the generation lock, so no other call can switch it in between.
+    decoder = local_decoder.decoder_for(loaded)
+    if decoder is not None:  # the fast path; an adapter switched on (or another architecture) has none
+        eos = loaded.model.generation_config.eos_token_id
+        return local_decoder.generate_ids(
+            decoder, inputs["input_ids"], max_new_tokens=settings.max_new_tokens,
+            temperature=0.0 if settings.greedy else settings.temperature, top_p=settings.top_p,
+            eos_ids=set(eos if isinstance(eos, list) else [] if eos is None else [eos]),
+            stopping_criteria=extra.get("stopping_criteria"), streamer=extra.get("streamer"),
+            output_logits=bool(extra.get("output_logits")))  # logprobs.py asks for logits (and the dict form)
     scope = loaded.extra.get("scope")
     with scope() if scope is not None else contextlib.nullcontext(), torch.inference_mode():
         return loaded.model.generate(**inputs, **settings.generate_kwargs(),
@@ -221,7 +242,7 @@ class TextStream:
     def close(self) -> None:
         self._pieces.close()
 
-    def _read(self) -> Iterator[str]:
+    def _read(self) -> Generator[str, None, None]:
         stops = self.settings.stop
         hold = max((len(s) for s in stops), default=1) - 1
         text, sent, cut = "", 0, False

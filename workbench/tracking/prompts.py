@@ -8,13 +8,19 @@ with our rules; a prompt registered by MLflow itself keeps MLflow's syntax and r
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, StoreError
 from workbench.secrets import redact
+from workbench.tracking.backend import ensure_mlflow
+from workbench.tracking.gate import is_not_found
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Prompt", "prompt", "prompts", "register_prompt", "template_variables", "SYNTAX_TAG"]
 
@@ -72,15 +78,14 @@ class Prompt:
 
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"prompt name {name!r} is not valid: use letters, digits, '_', '-' and '.', e.g. 'support-reply'")
+        raise ConfigError(f"prompt name {name!r} is not valid: use letters, digits, '_', '-' and '.', "
+                          "e.g. 'support-reply'")
     return name
 
 
 def _from_mlflow(version: Any) -> Prompt:
     template = version.template
     if not isinstance(template, str):  # a chat prompt registered elsewhere: keep it readable
-        import json
-
         template = json.dumps(template, ensure_ascii=False)
     syntax = _OURS if (version.tags or {}).get(SYNTAX_TAG) == _OURS else "mlflow"
     created = version.creation_timestamp / 1000 if version.creation_timestamp else None
@@ -102,8 +107,6 @@ def register_prompt(name: str, template: str, *, commit_message: str | None = No
     if redact(template) != template:
         raise ConfigError(f"the template for prompt {name!r} contains what looks like an API key: remove it "
                           "and pass the key through the environment")
-    from workbench.tracing.backend import ensure_mlflow
-
     mlflow = ensure_mlflow()
     try:
         latest = _load(mlflow, name, None)
@@ -126,13 +129,11 @@ def prompt(name: str, version: int | str | None = None) -> Prompt:
             version = int(version)
         except (TypeError, ValueError):
             raise ConfigError(f"version={version!r} is not a version number: pass e.g. version=2") from None
-    from workbench.tracing.backend import ensure_mlflow
-
     mlflow = ensure_mlflow()
     try:
         found = _load(mlflow, name, version)
     except Exception as exc:
-        if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+        if is_not_found(exc):
             found = None
         else:
             raise StoreError(f"loading prompt {name!r} failed: {redact(str(exc))[:300]}") from exc
@@ -143,11 +144,9 @@ def prompt(name: str, version: int | str | None = None) -> Prompt:
     return _from_mlflow(found)
 
 
-def prompts() -> Any:
+def prompts() -> pd.DataFrame:
     """Registered prompts as a DataFrame: name, latest version, syntax, variables, template, created."""
     import pandas as pd
-
-    from workbench.tracing.backend import ensure_mlflow
 
     mlflow = ensure_mlflow()
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.errors import ConfigError, StoreError
 from workbench.secrets import redact
+from workbench.tracking.backend import artifact_root, current_uri, probe
 
 __all__ = ["UIServer", "start_ui", "server_command", "free_port"]
 
@@ -55,8 +56,6 @@ def free_port(host: str = "127.0.0.1", preferred: int = DEFAULT_PORT) -> int:
 
 
 def server_command(uri: str, host: str, port: int) -> list[str]:
-    from workbench.tracing.backend import artifact_root
-
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--workers", "1"]
     root = artifact_root(uri)
@@ -84,8 +83,6 @@ def start_ui(port: int | None = None, host: str = "127.0.0.1", *, wait_s: float 
              quiet: bool = True) -> UIServer:
     """Start (or reuse) the MLflow UI for the current store and return its URL; the server runs until
     this process exits or `.stop()`."""
-    from workbench.tracing.backend import current_uri, probe
-
     if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
         raise ConfigError(f"port={port!r} must be a whole number from 1 to 65535, e.g. port=5000")
     uri = current_uri()

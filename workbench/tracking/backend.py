@@ -11,7 +11,7 @@ MLFLOW_TRACKING_URI): otherwise `mlflow.get_trace(_llm.trace_id)` looks in an em
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import socket
 import threading
@@ -22,14 +22,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from filelock import FileLock, Timeout
+
+from workbench.config import settings
 from workbench.errors import StoreError
 from workbench.secrets import redact
+from workbench.tracking import gate
 
 __all__ = ["Backend", "backend", "ensure_mlflow", "probe", "artifact_root", "default_experiment_name",
-           "experiment_id", "reset", "PROBE_TIMEOUT_S"]
+           "experiment_id", "reset", "PROBE_TIMEOUT_S", "HTTP_LIMITS", "OPEN_LOCK_TIMEOUT_S"]
 
 PROBE_TIMEOUT_S = 2.0
-_QUIET = ("mlflow", "alembic", "sqlalchemy", "urllib3.connectionpool", "opentelemetry")
+# MLflow's own defaults (120 s timeout, 7 retries with backoff factor 2) block a call on a sick server for
+# minutes; ours bound one request at about 5 s x 3 attempts + 2 s of backoff. A value the user set wins.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
+OPEN_LOCK_TIMEOUT_S = 300.0  # creating MLflow's ~60 tables on a slow disk takes seconds; a stuck holder, not minutes
 _lock = threading.RLock()
 _backends: dict[str, Backend] = {}
 _global_uri: str | None = None
@@ -77,12 +85,6 @@ def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     return None
 
 
-def _quiet_mlflow() -> None:
-    for name in _QUIET:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
 @dataclass
 class Backend:
     """One tracking URI, opened: a TracingClient and the experiment ids already resolved."""
@@ -105,6 +107,7 @@ class Backend:
 
 def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> str:
     """Get or create an experiment by name; a local store puts its artifacts beside the database."""
+    gate.mlflow()
     from mlflow.exceptions import MlflowException
     from mlflow.tracking._tracking_service.utils import _get_store
 
@@ -113,7 +116,8 @@ def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> st
     found = store.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
-            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI or pick another name")
+            raise StoreError(f"experiment {name!r} is deleted in {redact(uri)}: restore it in the MLflow UI "
+                             "or pick another name")
         return found.experiment_id
     root = artifact_root(uri)
     location = Path(root, name.replace("/", "_")).as_uri() if root else None
@@ -126,9 +130,16 @@ def experiment_id(name: str, uri: str | None = None, *, store: Any = None) -> st
         return found.experiment_id
 
 
-def current_uri() -> str:
-    from workbench.config import settings
+def _creation_lock(uri: str) -> Any:
+    """A file lock beside a local sqlite store, held while MLflow creates or migrates its schema: two kernels
+    opening a fresh home at once otherwise race ("table latest_metrics already exists") and one loses tracing."""
+    if artifact_root(uri) is None:  # a server, or an in-memory database: nothing on disk to share
+        return contextlib.nullcontext()
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return FileLock(path + ".open.lock", timeout=OPEN_LOCK_TIMEOUT_S)
 
+
+def current_uri() -> str:
     return settings().effective_tracking_uri
 
 
@@ -141,15 +152,21 @@ def backend(uri: str) -> Backend:
         reason = probe(uri)
         if reason:
             raise StoreError(f"MLflow store {redact(uri)} is unreachable: {reason}")
+        if urlsplit(uri).scheme in ("http", "https"):
+            for name, value in HTTP_LIMITS.items():
+                os.environ.setdefault(name, value)
         try:
-            import mlflow.tracing
+            mlflow = gate.mlflow()
             from mlflow.tracing.client import TracingClient
 
-            _quiet_mlflow()  # after the import: MLflow sets its loggers' levels when imported
-
+            gate.quiet()
             mlflow.tracing.disable_notebook_display()  # our own tree replaces MLflow's iframe
-            client = TracingClient(uri)
-            client.store  # noqa: B018 - opens the store now (creates the sqlite tables on first use)
+            with _creation_lock(uri):
+                client = TracingClient(uri)  # opens the store now (creates the sqlite tables on first use)
+        except Timeout as exc:
+            raise StoreError(f"MLflow store {redact(uri)} cannot be opened: another process has held {exc.lock_file} "
+                             f"for {OPEN_LOCK_TIMEOUT_S:g} s while creating it; if none is running, delete that "
+                             "file") from exc
         except Exception as exc:
             raise StoreError(f"MLflow store {redact(uri)} cannot be opened: {redact(str(exc))[:300]}") from exc
         found = Backend(uri, client)
@@ -189,8 +206,7 @@ def ensure_mlflow() -> Any:
     global _global_uri
     uri = current_uri()
     backend(uri)
-    import mlflow
-
+    mlflow = gate.mlflow()
     with _lock:
         if _global_uri != uri or mlflow.get_tracking_uri() != uri:
             _set_fluent(mlflow, uri)
