@@ -306,3 +306,23 @@ def test_calibrate_wrong_arguments_are_one_line(judge, data, needle):
     with pytest.raises(workbench.WorkbenchError) as caught:
         workbench.calibrate(judge, data)
     assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_plot_that_fails_is_said_and_the_rest_of_the_run_is_saved(monkeypatch):
+    """Issue 11 item 10: the scores plot failing was swallowed whole; now one warning names what was not saved."""
+    from workbench.evals import record
+
+    def broken_plot(*args, **kwargs):
+        raise ValueError("no finite scores to plot")
+
+    monkeypatch.setattr(record, "plot_result", broken_plot)
+    with pytest.warns(record.EvalWarning, match=r"eval/scores.png was not saved.*no finite scores"):
+        result = workbench.evaluate(qa(), "fake/echo", scorers=["exact_match"], name="plotless")
+        record.flush_records()
+    import mlflow
+
+    run = mlflow.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "eval")}
+    assert {"eval/table.json", "eval/summary.csv", "eval/meta.json"} <= artifacts
+    assert "eval/scores.png" not in artifacts

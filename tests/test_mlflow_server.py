@@ -35,6 +35,8 @@ def _postgres_installed() -> bool:
 
 def _ensure_postgres() -> None:
     """Install Debian's PostgreSQL if missing; skip (with the reason) only when that is impossible."""
+    if os.geteuid() == 0 and not shutil.which("runuser"):  # util-linux is in every Debian base: a broken image
+        pytest.fail("runuser is missing: PostgreSQL cannot be started as the postgres user; install util-linux")
     if _postgres_installed():
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -63,8 +65,6 @@ def _get(url: str, payload: dict | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def mlflow_server():
-    if os.geteuid() == 0 and not shutil.which("runuser"):
-        pytest.skip("runuser is missing: PostgreSQL cannot be started as the postgres user")
     _ensure_postgres()
     work = Path(tempfile.mkdtemp(prefix="wb-pg-"))
     os.chmod(work, 0o755)  # noqa: S103 - the postgres user must reach its data folder inside

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-import pytest
-
 import workbench as wb
 from workbench import tracing
 from workbench.notebook import display as show
@@ -98,8 +96,8 @@ def test_maths_is_typeset_only_when_asked_for_with_f_math():
 
 
 def test_nbconvert_html_export_keeps_the_dollars_out_of_mathjax():
-    nbformat = pytest.importorskip("nbformat")
-    nbconvert = pytest.importorskip("nbconvert")
+    import nbconvert
+    import nbformat
     bundle = answer(PLANS)
     refused = show.error_bundle(wb.BudgetExceeded("refused: $0.0002 budget, $0.00019 spent", budget_usd=2e-4,
                                                   spent_usd=1.9e-4))[0]

@@ -8,7 +8,6 @@ worker threads make the calls. Calls see the run through workbench's run context
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import re
 import tempfile
@@ -180,8 +179,11 @@ class EvalRun:
         result.table.to_json(folder / TABLE_ARTIFACT, orient="records", force_ascii=False, indent=1)
         (folder / META_ARTIFACT).write_text(json.dumps(result.meta(), indent=1), encoding="utf-8")
         result.summary.to_csv(folder / "eval" / "summary.csv", index=False)
-        with contextlib.suppress(Exception):  # a plot is a nicety; the numbers are logged above
+        try:  # a plot is a nicety; the numbers are logged above, so a failed plot is said, not raised
             (folder / "eval" / "scores.png").write_bytes(figure_png(plot_result(result, pyplot=False)))
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:
+            warnings.warn(f"evaluation {name!r}: eval/scores.png was not saved ({type(exc).__name__}: {exc}); "
+                          "the table, summary and metrics were", EvalWarning, stacklevel=2)
         write_jsonl(rows, folder / "dataset" / f"{name}.jsonl")
 
     def _log_dataset(self, run_id: str, result: EvalResult, dataset: GoldenDataset,
