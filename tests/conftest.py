@@ -80,3 +80,19 @@ def ip(ipython_shell):
     yield ipython_shell
     ipython_shell.run_line_magic("unload_ext", "workbench")
     extension._sessions.pop(ipython_shell, None)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One MLflow store per test module: creating one costs seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def module_mlflow_store(shared_store, monkeypatch):
+    """Point this test at its module's shared MLflow store (homes stay per test)."""
+    from workbench import config
+
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", shared_store)
+    config.reset_settings()
+    return shared_store

@@ -12,18 +12,7 @@ from workbench.errors import ConfigError
 from workbench.evals.judge_logprobs import digit_prompt, expected_score
 from workbench.providers import fake
 
-
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-@pytest.fixture(autouse=True)
-def mlflow_store(shared_store, monkeypatch):
-    from workbench import config
-
-    monkeypatch.setenv("WORKBENCH_TRACKING_URI", shared_store)
-    config.reset_settings()
+pytestmark = pytest.mark.usefixtures("module_mlflow_store")
 
 
 def data(n: int = 3) -> pd.DataFrame:

@@ -14,18 +14,7 @@ from workbench.evals.concurrency import AdaptiveLimit, Stopped
 from workbench.gateway.ratelimit import defer_rate_limits
 from workbench.providers import fake_ratelimit
 
-
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-@pytest.fixture(autouse=True)
-def mlflow_store(shared_store, monkeypatch):
-    from workbench import config
-
-    monkeypatch.setenv("WORKBENCH_TRACKING_URI", shared_store)
-    config.reset_settings()
+pytestmark = pytest.mark.usefixtures("module_mlflow_store")
 
 
 def test_the_fake_limit_is_exact_under_threads():

@@ -20,20 +20,7 @@ from workbench.evals.planning import rows_needed
 from workbench.evals.result import EvalResult
 from workbench.evals.verdicts import decide, holm, min_detectable_effect
 
-
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-@pytest.fixture(autouse=True)
-def mlflow_store(shared_store, monkeypatch):
-    """One MLflow store for the module (creating one costs seconds); homes stay per test."""
-    from workbench import config
-
-    monkeypatch.setenv("WORKBENCH_TRACKING_URI", shared_store)
-    config.reset_settings()
-    return shared_store
+pytestmark = pytest.mark.usefixtures("module_mlflow_store")
 
 
 ALPHA = 0.05  # the gate's default confidence 0.95: 2.5 % per direction
