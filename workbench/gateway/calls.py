@@ -151,6 +151,8 @@ def prepare(
         timeout=timeout if timeout is not None else settings().timeout_s,
         recorded_params=scrub_params(params),
     )
+    if not call.use_cache:  # no key needed: and resolving an adapter's folder for one would ask its registry twice
+        return call
     primary = call.primary
     identity = primary.cache_identity() if isinstance(primary, models.Route) else primary
     headers = {**(connection.get("headers") or {}), **(connection.get("extra_headers") or {})}
