@@ -51,6 +51,7 @@ def test_backend_choice_is_checked(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_greedy_answers_to_the_course_prompts_match_the_recorded_ones():
     rows = json.loads(FIXTURE.read_text())
     scores = []
@@ -61,6 +62,7 @@ def test_greedy_answers_to_the_course_prompts_match_the_recorded_ones():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_the_bundled_model_uses_the_fast_decoder():
     loaded = local_adapters.model_for("smollm2")
     decoder = local_decoder.decoder_for(loaded)
@@ -69,6 +71,7 @@ def test_the_bundled_model_uses_the_fast_decoder():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_fp32_decoder_reproduces_transformers_generate_token_for_token():
     import torch
 
@@ -88,6 +91,7 @@ def test_fp32_decoder_reproduces_transformers_generate_token_for_token():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_transformers_fallback_gives_the_same_answer(monkeypatch):
     prompt = "What is the capital of France? Answer with one word."
     fast = wb.complete(prompt, MODEL, max_tokens=12, cache=False)
@@ -98,6 +102,7 @@ def test_transformers_fallback_gives_the_same_answer(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_the_kv_cache_grows_past_its_first_size_without_changing_the_logits():
     import torch
 
@@ -113,6 +118,7 @@ def test_the_kv_cache_grows_past_its_first_size_without_changing_the_logits():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_logprobs_come_from_the_decoder_and_match_the_plain_answer():
     # issue 14's logprobs ride on the fast path: the decoder hands back each step's logits, so a judge's logprobs
     # call picks the same tokens as the plain greedy call, and the numbers agree with transformers' fp32 logits

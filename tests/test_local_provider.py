@@ -105,6 +105,7 @@ def test_model_source_names_where_weights_come_from(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_doctor_measures_the_backend_in_use():
     from workbench.doctor import report
 

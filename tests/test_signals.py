@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 import workbench
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, NotFoundError, WorkbenchError
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_bad_feedback_and_missing_traces_are_clear_errors():
         workbench.feedback(response, stars=7)
     with pytest.raises(ConfigError, match="thumbs='sideways'"):
         workbench.feedback(response, thumbs="sideways")
-    with pytest.raises(WorkbenchError, match="no trace 'tr-0000"):
+    with pytest.raises(NotFoundError, match="no trace 'tr-0000"):
         workbench.feedback("tr-" + "0" * 32, thumbs=True)
     workbench.configure(tracing=False)
     untraced = workbench.complete("no trace please", "fake/echo")

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError
-from workbench.evals.record import flush_records, metric_key
+from workbench.evals.record import EvalWarning, flush_records, metric_key
 from workbench.evals.result import EvalResult
 from workbench.evals.stats import mcnemar_exact
 from workbench.evals.verdicts import check_test, decide, holm, min_detectable_effect
+from workbench.secrets import redact
 from workbench.tracking.backend import current_uri, ensure_mlflow
 from workbench.verbatim import NO_MATH
 
@@ -289,5 +290,5 @@ def _record(verdict: GateResult, run_id: str, baseline_run: str | None) -> None:
             path.write_text(json.dumps(verdict.to_dict(), indent=1, default=str), encoding="utf-8")
             client.log_artifact(run_id, str(path))
     except Exception as exc:  # noqa: BLE001 - the verdict is returned either way; say it was not recorded
-        warnings.warn(f"the gate's verdict was not recorded in run {run_id}: {str(exc)[:300]}", UserWarning,
+        warnings.warn(f"the gate's verdict was not recorded in run {run_id}: {redact(str(exc))[:300]}", EvalWarning,
                       stacklevel=3)

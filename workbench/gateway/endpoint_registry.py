@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WorkbenchWarning
 from workbench.gateway import prices
 from workbench.gateway.endpoint_routes import EndpointRoute, from_deployments
 from workbench.gateway.endpoints import EndpointsFile, find_file, load
@@ -89,7 +89,7 @@ def _ensure() -> None:
         except ConfigError as exc:
             if str(exc) not in _state.warned:  # once per problem, not per call
                 _state.warned.add(str(exc))
-                warnings.warn(f"endpoints not loaded: {exc}", stacklevel=4)
+                warnings.warn(f"endpoints not loaded: {exc}", WorkbenchWarning, stacklevel=4)
         finally:  # set last: another thread's unlocked check above must not see a half-loaded file
             _state.context = context
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import settings
-from workbench.errors import ConfigError, StoreError, WorkbenchError
+from workbench.errors import ConfigError, NotFoundError, StoreError, WorkbenchError
 from workbench.gateway.response import Response
 from workbench.identity import user
 from workbench.scrub import scrub_text
@@ -25,6 +25,7 @@ from workbench.signals.journal import SignalRow, journal
 from workbench.tracing import exporter
 from workbench.tracing.view import get_trace
 from workbench.tracking.backend import backend, current_uri
+from workbench.tracking.gate import is_not_found
 
 __all__ = ["feedback", "FeedbackRecord", "call_of", "stored_choice"]
 
@@ -86,8 +87,8 @@ def _log(client: Any, trace_id: str, assessment: Any) -> str:
             if "locked" in text.lower() and attempt < _RETRIES - 1:
                 time.sleep(0.05 * 2 ** attempt)
                 continue
-            if "not found" in text.lower() or "does not exist" in text.lower():
-                raise WorkbenchError(f"no trace {trace_id!r} in MLflow: check the id (Response.trace_id)") from None
+            if is_not_found(exc):
+                raise NotFoundError(f"no trace {trace_id!r} in MLflow: check the id (Response.trace_id)") from None
             server = redact(str(getattr(client, "tracking_uri", None) or "MLflow"))
             raise StoreError(f"storing feedback on {trace_id} in {server} failed: "
                              f"{' '.join(redact(text).split())[:300]}") from exc
