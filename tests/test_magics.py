@@ -6,6 +6,7 @@ through IPython's display publisher, so the tests read the text/html and text/pl
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import subprocess
@@ -332,6 +333,50 @@ def test_missing_provider_key_is_one_line(ip, monkeypatch):
     assert "sk-" not in line
 
 
+# -- hints in the cell's own syntax (issue 12 item 8) ----------------------------------------------------------
+
+
+def test_a_missing_key_or_a_provider_down_suggests_the_fallback_flag(ip, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for source in ("%%llm -m openai/gpt-4o-mini\nhi", "%%llm -m fake/fail\nhi", "%%llm -m fake/fail --stream\nhi"):
+        line = assert_one_red_line(run(ip, source), "MissingKeyError" if "openai" in source else "ProviderError",
+                                   "--fallback local/smollm2")
+        assert "fallbacks=" not in line, line
+    # from Python, the hint keeps Python's spelling
+    with pytest.raises(workbench.ProviderError, match=r"fallbacks=\['local/smollm2'\]"):
+        workbench.complete("hi", "fake/fail")
+
+
+@pytest.mark.parametrize("flag, meant", [("--modle", "--model"), ("--temprature", "--temperature"),
+                                         ("--max-token=5", "--max-tokens"), ("--no-cahce", "--no-cache")])
+def test_an_unknown_flag_suggests_the_closest_one(ip, flag, meant):
+    line = assert_one_red_line(run(ip, f"%%llm -m fake/echo {flag} x\nhi"), "ConfigError", f"did you mean {meant}?")
+    assert "--fallback" not in line  # one suggestion, not the list of every flag
+
+
+def test_an_unknown_flag_like_no_other_points_at_the_help(ip):
+    assert_one_red_line(run(ip, "%%llm -m fake/echo --zzzz\nhi"), "ConfigError", "'--zzzz'", "%%llm?")
+
+
+def test_an_unquoted_system_prompt_says_to_quote_it(ip):
+    line = assert_one_red_line(run(ip, "%%llm -m fake/echo -s You are terse.\nhi"), "ConfigError",
+                               'quote the system prompt: -s "You are terse."')
+    assert "-m are" not in line
+    line = assert_one_red_line(run(ip, "%%llm --system Be brief -m fake/echo\nhi"), "ConfigError",
+                               '-s "Be brief"')
+
+
+def test_config_checks_a_model_when_it_is_set(ip, capsys):
+    from workbench import config
+
+    before = config.settings().default_model
+    assert_one_red_line(run(ip, "%llm config default_model=fake/echoo"), "ModelError", "'fake/echoo'", "fake/echo")
+    assert_one_red_line(run(ip, "%llm config judge_model=nosuchprovider/x"), "ModelError", "nosuchprovider/x")
+    assert config.settings().default_model == before  # nothing was set
+    run(ip, "%llm config default_model=fake/echo")
+    assert config.settings().default_model == "fake/echo"
+
+
 def test_over_budget_is_one_line_and_the_next_cell_still_runs(ip):
     ip.run_line_magic("llm", "budget 0 project=sandbox")
     line = assert_one_red_line(run(ip, "%%llm -m fake/echo -t project=sandbox\nhi"), "BudgetExceeded",
@@ -413,6 +458,23 @@ def test_history_keeps_cell_and_variables(ip):
     assert len(ip.run_line_magic("llm", "history 1")) == 1
 
 
+def test_history_fits_the_notebook_with_the_whole_prompt_on_hover(ip):
+    """Issue 12 item 10: a long prompt is cut to one line in the view, whole in its hover text and the frame."""
+    long_prompt = "Summarise this <b>long</b> $5 report: " + "word " * 60
+    run(ip, "%%llm -m fake/echo\n" + long_prompt)
+    table = ip.run_line_magic("llm", "history")
+    whole = " ".join(long_prompt.split())
+    assert table.iloc[0]["prompt"] == whole  # the DataFrame keeps all of it
+    page = table._repr_html_()
+    assert "width:100%" in page and "text-overflow:ellipsis" in page and "mathjax_ignore" in page
+    assert f"title='{html.escape(whole, quote=True)}'" in page  # hover shows the whole prompt
+    shown = re.search(r">([^<]*…)</td>", page)
+    assert shown and len(html.unescape(shown.group(1))) == 60  # cut to one short line
+    assert "<b>long</b>" not in page and "&lt;b&gt;long&lt;/b&gt;" in page  # escaped
+    assert "cell_id" not in page  # the view shows a few columns; the frame has them all
+    assert "cell_id" in table.columns and type(table[["model"]]).__name__ == "DataFrame"
+
+
 def test_lineage_is_visible_to_call_observers(ip):
     from workbench.gateway import hooks
     from workbench.notebook import lineage
@@ -442,6 +504,20 @@ def test_spend_by_tag(ip):
     assert_one_red_line(run(ip, "%llm spend per project"), "ConfigError", "by TAG")
     said = run(ip, "%llm spend").captured.stdout  # issue 12 item 9: it says what it counts
     assert "every call recorded in" in said and "the status bar counts this kernel only" in said
+
+
+def test_models_lists_everything_callable_here(ip):
+    """Issue 12 item 10: not only the default: rollouts, and the fake/ and local/ families with what they do."""
+    workbench.rollout("support", baseline="fake/echo", candidate="fake/slow?ms=1", percent=10)
+    table = ip.run_line_magic("llm", "models")
+    assert table.loc["support", "kind"] == "rollout"
+    assert table.loc["support", "target"] == "baseline fake/echo, candidate fake/slow?ms=1 10% (running)"
+    fakes = table[table["kind"] == "fake"]
+    assert {"fake/echo", "fake/fail[?status=503]", "fake/script", "fake/ratelimit?rpm=600"} <= set(fakes.index)
+    assert all(target.strip() for target in fakes["target"])  # each with its one-line description
+    assert "local/smollm2" in table.index and "local/<base>+adapter:<name>[@<version>]" in table.index
+    for name in fakes.index:  # every listed spelling is one the gateway accepts
+        workbench.gateway.models.validate_model(name.replace("[", "").replace("]", ""))
 
 
 def test_models_alias_route_config_budget(ip, capsys):

@@ -26,6 +26,7 @@ from workbench.errors import (
 )
 from workbench.gateway import budget, caching, first_call, hooks, models, prices, ratelimit, stores, team
 from workbench.gateway.calls import PreparedCall, prepare
+from workbench.gateway.hints import fallback_hint
 from workbench.gateway.ledger import LedgerRow
 from workbench.gateway.response import Attempt, Response, plain_logprobs
 from workbench.gateway.retry import backoff_s, classify
@@ -49,7 +50,7 @@ def _check_key(model: str) -> None:
     if missing:
         raise MissingKeyError(
             f"{model} needs {', '.join(missing)}: set it in the environment or a .env file "
-            f"(or add a fallback such as fallbacks=['local/smollm2'])",
+            f"(or add a fallback such as {fallback_hint()})",
             variables=missing,
         )
 
@@ -115,7 +116,7 @@ def _all_failed(call: PreparedCall, failures: list[Attempt], last_error: Excepti
             last_error.attempts = failures
         return last_error
     tried = ", ".join(dict.fromkeys(a.model for a in failures))
-    hint = "add a fallback, e.g. fallbacks=['local/smollm2']" if len(call.chain) == 1 else "check the providers above"
+    hint = f"add a fallback, e.g. {fallback_hint()}" if len(call.chain) == 1 else "check the providers above"
     return ProviderError(
         f"{call.model} failed after {len(failures)} attempt(s) on {tried}; "
         f"last error {last.error_type}: {last.message}; {hint}",

@@ -8,6 +8,7 @@ import threading
 from workbench.errors import ConfigError, ModelError
 from workbench.gateway import endpoint_registry, team
 from workbench.gateway.route import Route
+from workbench.providers import fake
 from workbench.providers.registry import CUSTOM_PROVIDERS, quiet_litellm, register
 
 __all__ = ["Route", "alias", "route", "resolve", "validate_model", "aliases", "routes", "remove", "clear"]
@@ -120,6 +121,9 @@ def validate_model(model: object) -> str:
     if prefix in CUSTOM_PROVIDERS:
         if "/" not in target or not target.split("/", 1)[1]:
             raise ModelError(f"model {target!r} names no model after '{prefix}/': e.g. '{prefix}/echo'")
+        name = target.split("/", 1)[1].partition("?")[0]
+        if prefix == "fake" and name not in fake.MODELS:  # checked here, so a typo fails when it is set
+            raise ModelError(f"unknown fake model {target!r}: use one of {', '.join('fake/' + m for m in fake.MODELS)}")
         register()
         return model
     try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.gateway.prices import format_usd
-from workbench.notebook.history import Session
+from workbench.notebook.history import Session, history_table
 from workbench.notebook.options import parse_key_value
 from workbench.notebook.parsing import split_words
 
@@ -29,18 +29,39 @@ def _models(session: Session | None, args: list[str]) -> pd.DataFrame:
 
     from workbench import config
     from workbench.gateway import models
+    from workbench.traffic import live
 
     _no_args("models", args)
     default = config.settings().default_model
     rows = [{"name": default, "kind": "default", "target": default}]
     rows += [{"name": name, "kind": "alias", "target": target} for name, target in sorted(models.aliases().items())]
+    rollouts = live.rollouts()
     for name, found in sorted(models.routes().items()):
         total = sum(found.weights.values())
         split = ", ".join(f"{model} {weight / total:.0%}" for model, weight in found.weights.items())
-        rows.append({"name": name, "kind": "route", "target": split})
+        rollout = rollouts.get(name)
+        if rollout is not None:  # a rollout is a route that also has a baseline, a candidate and a state
+            split = f"baseline {rollout.baseline}, candidate {rollout.candidate} {rollout.percent:g}% ({rollout.state})"
+        rows.append({"name": name, "kind": "rollout" if rollout else "route", "target": split})
     rows += _endpoint_rows()
     rows += _team_rows()
+    rows += _family_rows()
     return pd.DataFrame(rows, columns=["name", "kind", "target"]).set_index("name")
+
+
+def _family_rows() -> list[dict[str, str]]:
+    """The models that need no key and no setup here: the fake/ test models and the local/ family."""
+    from workbench.providers import fake
+
+    rows = [{"name": call, "kind": "fake", "target": what} for call, what in fake.DESCRIPTIONS.values()]
+    rows += [
+        {"name": "local/smollm2", "kind": "local", "target": "the bundled SmolLM2-135M-Instruct: offline, no key"},
+        {"name": "local/<hub id or folder>", "kind": "local",
+         "target": "any Hugging Face causal LM, from the model cache or the hub"},
+        {"name": "local/<base>+adapter:<name>[@<version>]", "kind": "local",
+         "target": "a fine-tuned adapter stacked on its base (latest version when omitted)"},
+    ]
+    return rows
 
 
 def _endpoint_rows() -> list[dict[str, str]]:
@@ -109,7 +130,12 @@ def _config(session: Session | None, args: list[str]) -> None:
                      "retry_backoff_s", "timeout_s"):
             print(f"{name} = {getattr(current, name)}")
         return
+    from workbench.gateway import models
+
     changes = dict(parse_key_value(raw, "%llm config", "default_model=fake/echo") for raw in args)
+    for key in ("default_model", "judge_model"):  # checked when set, not at the next call
+        if key in changes:
+            models.validate_model(changes[key])
     config.configure(**changes)
     print("set " + ", ".join(f"{key} = {getattr(config.settings(), key)}" for key in changes))
 
@@ -169,7 +195,7 @@ def _session(session: Session | None, command: str) -> Session:
 def _history(session: Session | None, args: list[str]) -> pd.DataFrame:
     if len(args) > 1 or (args and not args[0].isdigit()):
         raise ConfigError(f"%llm history {' '.join(args)!r}: write %llm history, or %llm history N (e.g. 5)")
-    return _session(session, "history").frame(int(args[0]) if args else None)
+    return history_table(_session(session, "history").frame(int(args[0]) if args else None))
 
 
 def _usd(raw: str) -> float:
@@ -279,7 +305,8 @@ class LineCommand:
 
 COMMANDS: dict[str, LineCommand] = {
     "models": LineCommand(_models, "models",
-                          "default model, aliases, routes, endpoints and team endpoints (where each points)"),
+                          "everything callable here: default, aliases, routes, rollouts, endpoints, team, "
+                          "fake/ and local/"),
     "endpoints": LineCommand(_endpoints, "endpoints [reload]", "the endpoints file's entries, or reread the file"),
     "config": LineCommand(_config, "config [key=value ...]",
                           "show or change settings (default_model, max_retries, ...)"),

@@ -161,42 +161,44 @@ class LLMMagics(Magics):
              prompt: Any, system: str | None) -> None:
         """One model's call into its column. WorkbenchErrors stay in the column; Ctrl-C stops the cell."""
         from workbench.gateway import client  # through the module: tests spy on client.complete
+        from workbench.gateway.hints import cell_syntax
 
         kwargs = dict(system=system, fallbacks=options.fallbacks, tags=options.tags, cache=options.cache,
                       **options.params())
         chunks: Any = None
-        try:
-            if options.stream:
-                column.state = "streaming"
-                live.show(*show.render(columns, options.format))
-                stream = client.stream(prompt, column.model, **kwargs)
-                chunks = iter(stream)
-                for _ in chunks:
-                    column.text = stream.text
-                    live.show(*show.render(columns, options.format), force=False)
-                response = stream.response
-                if response is None:  # a finished stream always has one; say so rather than fail on None
-                    raise WorkbenchError(f"{column.model} ended its stream without an answer: ask again")
-            else:
-                if live.shown:  # several columns: say which model is being asked now
-                    column.state = "asking"
+        with cell_syntax():  # hints in the cell's own flags: --fallback, not fallbacks=[...]
+            try:
+                if options.stream:
+                    column.state = "streaming"
                     live.show(*show.render(columns, options.format))
-                response = client.complete(prompt, column.model, **kwargs)
-            column.response, column.text = response, response.text
-            self._shape(column, options.format)
-        except KeyboardInterrupt as exc:
-            if chunks is not None and hasattr(chunks, "close"):
-                chunks.close()  # lets the stream release its provider connection or generation thread
-            column.state = "stopped"
-            live.show(*show.render(columns, options.format))  # the cell says so, streaming or not
-            if debug_enabled() or isinstance(exc, Stopped):
-                raise
-            # one line instead of the frames (a local model's were 250 lines of transformers and torch)
-            raise Stopped(f"{column.model} stopped (Ctrl-C); nothing was kept") from None
-        except WorkbenchError as exc:
-            if debug_enabled():
-                raise
-            column.state, column.error = "error", exc
+                    stream = client.stream(prompt, column.model, **kwargs)
+                    chunks = iter(stream)
+                    for _ in chunks:
+                        column.text = stream.text
+                        live.show(*show.render(columns, options.format), force=False)
+                    response = stream.response
+                    if response is None:  # a finished stream always has one; say so rather than fail on None
+                        raise WorkbenchError(f"{column.model} ended its stream without an answer: ask again")
+                else:
+                    if live.shown:  # several columns: say which model is being asked now
+                        column.state = "asking"
+                        live.show(*show.render(columns, options.format))
+                    response = client.complete(prompt, column.model, **kwargs)
+                column.response, column.text = response, response.text
+                self._shape(column, options.format)
+            except KeyboardInterrupt as exc:
+                if chunks is not None and hasattr(chunks, "close"):
+                    chunks.close()  # lets the stream release its provider connection or generation thread
+                column.state = "stopped"
+                live.show(*show.render(columns, options.format))  # the cell says so, streaming or not
+                if debug_enabled() or isinstance(exc, Stopped):
+                    raise
+                # one line instead of the frames (a local model's were 250 lines of transformers and torch)
+                raise Stopped(f"{column.model} stopped (Ctrl-C); nothing was kept") from None
+            except WorkbenchError as exc:
+                if debug_enabled():
+                    raise
+                column.state, column.error = "error", exc
         live.show(*show.render(columns, options.format))
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import keyword
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,17 +130,38 @@ def parse_key_value(raw: str, flag: str = "-t", example: str = "project=support"
     return key.strip(), value.strip()
 
 
+def _reject_extra(words: list[str], extra: list[str], system: str | None) -> None:
+    """The one-line error for the first word the parser did not take: a near-miss flag, an unquoted system
+    prompt, or a stray word."""
+    unknown = extra[0]
+    if unknown.startswith("-"):
+        flag = unknown.partition("=")[0]
+        close = difflib.get_close_matches(flag, [s for s in option_strings() if s.startswith("--")], n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see %%llm? for every flag"
+        raise ConfigError(f"%%llm: unknown flag {flag!r}; {hint}")
+    position = words.index(unknown)
+    if system is not None and position >= 2 and words[position - 2] in ("-s", "--system"):
+        stray = [system, *extra[: _run_length(words, position, extra)]]
+        raise ConfigError(f"%%llm: -s takes one word, so {unknown!r} was left over; quote the system prompt: "
+                          f"-s \"{' '.join(stray)}\"")
+    raise ConfigError(f"%%llm: unexpected {unknown!r} on the flags line; name a model with -m, "
+                      f"e.g. %%llm -m {unknown}")
+
+
+def _run_length(words: list[str], position: int, extra: list[str]) -> int:
+    """How many of the leftover words follow one another from `position` (the rest of an unquoted prompt)."""
+    count = 0
+    while count < len(extra) and position + count < len(words) and words[position + count] == extra[count]:
+        count += 1
+    return count
+
+
 def parse_cell_line(line: str) -> CellOptions:
     """Parse the text after `%%llm` into CellOptions."""
     words = split_words(line, "%%llm flags", 'close the quote, e.g. -s "You are terse."')
     namespace, extra = _PARSER.parse_known_args(words)
     if extra:
-        unknown = extra[0]
-        if unknown.startswith("-"):
-            raise ConfigError(f"%%llm: unknown flag {unknown!r}; known flags: {', '.join(option_strings())} "
-                              "(see %%llm?)")
-        raise ConfigError(f"%%llm: unexpected {unknown!r} on the flags line; name a model with -m, "
-                          f"e.g. %%llm -m {unknown}")
+        _reject_extra(words, extra, namespace.system)
     tags = dict(parse_key_value(raw) for raw in namespace.tags)
     for name in [*namespace.models, *namespace.fallbacks]:
         if not name.strip():

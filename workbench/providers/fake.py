@@ -26,9 +26,20 @@ from urllib.parse import parse_qsl
 
 from workbench.providers import fake_ratelimit
 
-__all__ = ["make_provider", "enqueue", "clear_queue", "injected_failures", "reset", "MODELS", "count_tokens"]
+__all__ = ["make_provider", "enqueue", "clear_queue", "injected_failures", "reset", "MODELS", "DESCRIPTIONS",
+           "count_tokens"]
 
-MODELS = ("echo", "fail", "flaky", "slow", "script", "cut", "ratelimit")
+# model -> how to call it and what it does (`%llm models` lists these; the module docstring says more)
+DESCRIPTIONS = {
+    "echo": ("fake/echo", "replies with your last message"),
+    "fail": ("fake/fail[?status=503]", "always fails like a provider that is down"),
+    "flaky": ("fake/flaky?p=0.3&seed=1", "fails with probability p"),
+    "slow": ("fake/slow?ms=200", "echoes after a delay"),
+    "script": ("fake/script", "replies from a queue you fill with workbench.providers.fake.enqueue([...])"),
+    "cut": ("fake/cut?after=3", "streams a few words, then drops the connection"),
+    "ratelimit": ("fake/ratelimit?rpm=600", "echoes within a rate limit, then answers 429 with Retry-After"),
+}
+MODELS = tuple(DESCRIPTIONS)
 INPUT_USD_PER_1M = 1.0
 OUTPUT_USD_PER_1M = 2.0
 
