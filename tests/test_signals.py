@@ -288,3 +288,19 @@ def test_the_bars_comment_reaches_mlflow_exactly():
     assert bar.children[-1].value.endswith("comment stored: &#x27;nice and short&#x27;</span>")
     info = backend(current_uri()).client.get_trace(response.trace_id).info
     assert [a.value for a in info.assessments if a.name == "comment"] == ["nice and short"]
+
+
+def test_feedback_and_runs_carry_the_user(monkeypatch):
+    """Issue 13, who did what: a team filters the MLflow UI by person, on feedback and on runs too."""
+    from mlflow.tracking import MlflowClient
+
+    from workbench.tracking.backend import backend, current_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "carol")
+    response = workbench.complete("Who asked?", "fake/echo", cache=False)
+    workbench.feedback(response, thumbs=True)
+    info = backend(current_uri()).client.get_trace(response.trace_id).info
+    assert [a.source.source_id for a in info.assessments if a.name == "thumbs"] == ["carol"]
+    with workbench.run(name="who-ran-it") as run:
+        run_id = run.run_id
+    assert MlflowClient(current_uri()).get_run(run_id).data.tags["mlflow.user"] == "carol"
