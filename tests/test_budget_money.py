@@ -97,6 +97,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_of_eight_threads_cannot_overspend_a_budget(workbench_home, tmp_path):
     wb.set_budget(usd=BUDGET, tag=("project", "race"))
     script = tmp_path / "child.py"

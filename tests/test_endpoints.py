@@ -366,6 +366,7 @@ def test_endpoint_env_references_in_other_params_are_read_at_call_time(endpoints
     assert os.environ["GW_BASE"] not in {e.where for e in wb.list_endpoints()}  # the file's words, not the value
 
 
+@pytest.mark.slow
 def test_doctor_names_the_endpoints_file_or_why_it_did_not_load(endpoints_file):
     from workbench.doctor import report
 

@@ -241,6 +241,7 @@ print("ENV", os.environ.get("MLFLOW_TRACKING_URI"))
 """
 
 
+@pytest.mark.slow
 def test_mlflows_own_api_in_the_kernel_sees_workbenchs_store_unless_the_user_chose_one(home, tmp_path):
     """Issue 12 item 5: `mlflow.get_trace(_llm.trace_id)` after Workbench calls finds the trace."""
     import subprocess

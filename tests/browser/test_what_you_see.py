@@ -17,6 +17,8 @@ from playwright.sync_api import expect
 
 from lab import Lab, Notebook
 
+pytestmark = pytest.mark.browser  # make test-fast leaves it out: JupyterLab in Chromium
+
 PLANS = "The basic plan costs $5 a month and the pro plan $10 a month."
 TRACE_MIME = "application/vnd.workbench.trace+json"
 
