@@ -198,3 +198,15 @@ def test_the_llm_command_table_lists_team_endpoints_and_spend_team(team_server):
     assert (alice.target, alice.limit_usd, alice.spent_usd, alice.left_usd) == ("alice", 2.5, 0.75, 1.75)
     with pytest.raises(ConfigError, match="%llm spend --team"):
         llm_line("spend --teams")
+
+
+def test_team_status_names_every_model_the_gateway_cannot_price():
+    """Issue 13: an unpriced self-hosted model costs $0 on the server, so its budgets never trip; say so loudly."""
+    from workbench.tracking.team_admin import unpriced_models
+
+    used = [{"model_name": "gpt-4o-mini", "provider": "openai"},
+            {"model_name": "HuggingFaceTB/SmolLM2-135M-Instruct", "provider": "openai"},
+            {"model_name": "my-vllm-llama", "provider": "openai"}]
+    assert unpriced_models(used) == ["HuggingFaceTB/SmolLM2-135M-Instruct", "my-vllm-llama"]
+    priced = {"my-vllm-llama": (1.0, 2.0)}
+    assert unpriced_models(used, priced) == ["HuggingFaceTB/SmolLM2-135M-Instruct"]

@@ -151,7 +151,7 @@ def prepare(
         timeout=timeout if timeout is not None else settings().timeout_s,
         recorded_params=scrub_params(params),
     )
-    if not call.use_cache:  # no key needed: and resolving an adapter's folder for one would ask its registry twice
+    if not call.use_cache:  # no key to build (resolving an adapter for one would ask its registry a second time)
         return call
     primary = call.primary
     identity = primary.cache_identity() if isinstance(primary, models.Route) else primary
