@@ -48,7 +48,7 @@ def _local_speed(model: str) -> str:
             return f"{local_decoder.backend_name()} (speed not measured: {model} is prepared on its first call)"
         loaded = model_for(base)
         fast = local_decoder.decoder_for(loaded)
-        name = f"{fast.kind} decoder" if fast is not None else "transformers generate"
+        name = fast.label if fast is not None else "transformers generate"
         short = local_generate.GenerationSettings(max_new_tokens=32)
         messages = [{"role": "user", "content": "Write a short story about a dragon."}]
         local_generate.generate(loaded, messages, short)  # warm-up: first-call allocations

@@ -55,7 +55,7 @@ class ModelProgressDisplay:
         elif progress.done:
             line = f"local/{progress.model}: preparing the model failed after {progress.elapsed_s:.0f} s (see below)"
         else:
-            line = (f"Preparing local/{progress.model} once (first use, about 20-25 s): {progress.message}... "
+            line = (f"Preparing local/{progress.model} once (first use, {progress.about}): {progress.message}... "
                     f"{percent}%")
         bar = "" if progress.done else (f'<progress value="{percent}" max="100" '
                                         'style="width:14em;vertical-align:middle"></progress> ')

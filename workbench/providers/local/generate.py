@@ -1,7 +1,8 @@
 """Generation for `local/...` models: chat template, sampling settings, stop strings, streaming, real token counts.
 
-Tokens come from decoder.py's FastDecoder where it serves the model (plain Llama models: SmolLM2), else from
-transformers' `generate` (other architectures, adapters switched on, WORKBENCH_LOCAL_BACKEND=transformers).
+Tokens come from decoder.py's choice where it serves the model (plain Llama models: SmolLM2): the CTranslate2 engine
+for greedy calls, its torch decoder for sampled ones; else from transformers' `generate` (other architectures,
+adapters switched on, WORKBENCH_LOCAL_BACKEND=transformers).
 
 One lock serializes generation in the process: torch already spreads one generate over every core, so two at once
 only contend, and torch's random generator is global, so a seeded call must not interleave with another sampling call.
@@ -172,7 +173,7 @@ def _run_generate(loaded: LoadedModel, inputs: Any, settings: GenerationSettings
         torch.manual_seed(settings.seed)
     # An adapter on the shared base switches itself on here (and the plain base switches adapters off): the
     # caller holds the generation lock, so no other call can switch it in between.
-    decoder = local_decoder.decoder_for(loaded)
+    decoder = local_decoder.decoder_for(loaded, greedy=settings.greedy)
     if decoder is not None:  # the fast path; an adapter switched on (or another architecture) has none
         eos = loaded.model.generation_config.eos_token_id
         return local_decoder.generate_ids(

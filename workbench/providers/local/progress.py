@@ -24,6 +24,7 @@ class ModelProgress:
     message: str  # what is happening, e.g. "reading the weights"
     elapsed_s: float
     done: bool = False
+    about: str = "about 20-25 s"  # how long this kind of preparation takes, for the user
 
 
 ProgressListener = Callable[[ModelProgress], None]
@@ -58,14 +59,15 @@ def report(progress: ModelProgress) -> None:
 class stage:
     """Report a piece of slow work: `step(fraction, message)` while it runs, a final report when it ends."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, about: str = "about 20-25 s") -> None:
         self.model = model
+        self.about = about
         self.start = time.perf_counter()
         self.last = 0.0
 
     def __call__(self, fraction: float, message: str) -> None:
         self.last = max(self.last, min(max(fraction, 0.0), 0.99))
-        report(ModelProgress(self.model, self.last, message, time.perf_counter() - self.start))
+        report(ModelProgress(self.model, self.last, message, time.perf_counter() - self.start, about=self.about))
 
     def __enter__(self) -> Self:
         self(0.0, "starting")
@@ -74,4 +76,4 @@ class stage:
     def __exit__(self, *exc: object) -> None:
         failed = exc[0] is not None
         report(ModelProgress(self.model, self.last if failed else 1.0, "failed" if failed else "ready",
-                             time.perf_counter() - self.start, done=True))
+                             time.perf_counter() - self.start, done=True, about=self.about))

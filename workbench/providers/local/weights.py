@@ -15,7 +15,8 @@ one per user, shared by every Workbench home and test run. torch and transformer
 OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE, unless set already): with busy-waiting threads, generate on a
 machine whose cores other processes also use (CI, a laptop running a notebook server) ran about 5x slower (SmolLM2 on
 2 cores shared with other jobs: 1.5-2.5 tokens/s, 8-9 with PASSIVE). libgomp reads it when torch loads, so it is set
-on import here, before any torch import of ours.
+on import here, before any torch import of ours. CTranslate2's own OpenMP runtime is loaded first, with the user's
+setting: see ct2_engine.preload.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ModelError
+from workbench.providers.local import ct2_engine
 from workbench.providers.local import progress as local_progress
 
 if "torch" not in sys.modules:  # read by libgomp when torch loads; see the module docstring
+    ct2_engine.preload()  # before the policy is set and before torch: see ct2_engine.preload
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "model_source",
     "shared_model",
     "unload_models",
+    "weights_folder",
 ]
 
 _MARKER = "workbench-model.json"  # written last: a cache folder without it is unfinished
@@ -239,6 +243,26 @@ def locate(name: str) -> ModelLocation:
     if _offline():
         return ModelLocation("missing", name, "offline and not in the Hugging Face cache")
     return ModelLocation("hub", name, "downloaded on first use")
+
+
+def weights_folder(loaded: LoadedModel) -> Path | None:
+    """The folder on disk holding exactly the weights `loaded` carries, or None (an adapter merged in memory, a
+    hub model not in the local cache)."""
+    if loaded.adapter is not None:
+        return None
+    if loaded.source in {"cache", "folder"}:
+        return Path(loaded.path)
+    if loaded.source == "package":  # converted just now into the cache
+        spec = BUNDLED.get(loaded.name)
+        return _cache_folder(spec) if spec is not None and _read_marker(_cache_folder(spec)) else None
+    if loaded.source == "hub":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        config = try_to_load_from_cache(loaded.path, "config.json")
+        return Path(config).parent if isinstance(config, str) else None
+    return None
 
 
 def model_source(name: str = "smollm2") -> str:
