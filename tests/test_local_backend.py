@@ -3,7 +3,8 @@
 The fixture `fixtures/local_smollm2_answers.json` holds the greedy answers of `local/smollm2` to the course
 notebooks' prompts, recorded with transformers' generate before the fast backend existed
 (`fixtures/record_local_answers.py`). The quality test compares today's answers to them word by word: the int8
-backend (activations rounded to 7 bits) fails it (mean token F1 about 0.3); the default fp16 backend matches.
+backend (activations rounded to 7 bits) fails it (mean token F1 about 0.3); the default CTranslate2 engine (fp32)
+and the fp16 torch decoder match.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ def token_f1(answer: str, expected: str) -> float:
 
 def test_backend_choice_is_checked(monkeypatch):
     monkeypatch.setenv(local_decoder.ENV, "turbo")
-    with pytest.raises(ConfigError, match="WORKBENCH_LOCAL_BACKEND='turbo'.*fp16"):
+    with pytest.raises(ConfigError, match="WORKBENCH_LOCAL_BACKEND='turbo'.*ctranslate2, fp16"):
         local_decoder.backend_name()
     monkeypatch.delenv(local_decoder.ENV)
-    assert local_decoder.backend_name() == "fp16"
+    assert local_decoder.backend_name() == "ctranslate2"
 
 
 @pytest.mark.slow
@@ -63,9 +64,10 @@ def test_greedy_answers_to_the_course_prompts_match_the_recorded_ones():
 
 @pytest.mark.slow
 @pytest.mark.model
-def test_the_bundled_model_uses_the_fast_decoder():
+def test_the_bundled_model_uses_the_fast_backends():
     loaded = local_adapters.model_for("smollm2")
-    decoder = local_decoder.decoder_for(loaded)
+    assert local_decoder.decoder_for(loaded).kind == "ctranslate2"  # greedy calls
+    decoder = local_decoder.decoder_for(loaded, greedy=False)  # sampled calls: torch's seeded generator
     assert decoder is not None and decoder.kind == "fp16"
     assert decoder.bytes_per_token < 300e6  # fp16: half of the 538 MB an fp32 token reads
 

@@ -101,7 +101,7 @@ def test_model_source_names_where_weights_come_from(tmp_path, monkeypatch):
 
     text = report()
     assert "model source   package:" in text
-    assert "local backend  fp16 (speed not measured: local/smollm2 is prepared on its first call)" in text
+    assert "local backend  ctranslate2 (speed not measured: local/smollm2 is prepared on its first call)" in text
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_doctor_measures_the_backend_in_use():
 
     _loaded()
     line = next(line for line in report().splitlines() if "local backend" in line)
-    assert "fp16 decoder, " in line and "tokens/s measured now" in line, line
+    assert "CTranslate2 engine (float32, " in line and "tokens/s measured now" in line, line
 
 
 def test_provider_modules_import_no_torch():

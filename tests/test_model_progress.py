@@ -57,9 +57,16 @@ def test_a_new_user_sees_the_conversion_progress_in_the_cell(ip, tmp_path, monke
     finally:
         remove()
         local_model.unload_models()  # later tests load from the real cache again
-    fractions = [p.fraction for p in seen]
-    assert fractions == sorted(fractions) and seen[-1].done and fractions[-1] == 1.0
-    assert any(0.3 < f < 0.9 for f in fractions)  # the tensor loop reports as it goes
+    # two preparations, each reported from 0 to done: the GGUF conversion, then the CTranslate2 engine
+    conversion = [p for p in seen if p.about == "about 20-25 s"]
+    engine = [p for p in seen if p.about == "a few seconds"]
+    assert len(conversion) + len(engine) == len(seen) and engine and seen.index(engine[0]) > seen.index(conversion[-1])
+    for reports in (conversion, engine):
+        fractions = [p.fraction for p in reports]
+        assert fractions == sorted(fractions) and reports[-1].done and fractions[-1] == 1.0
+    assert any(0.3 < p.fraction < 0.9 for p in conversion)  # the tensor loop reports as it goes
+    assert any("fast engine" in p.message for p in engine)
     texts = _texts(captured)
-    assert texts[0].startswith("Preparing local/smollm2 once")
+    assert texts[0].startswith("Preparing local/smollm2 once (first use, about 20-25 s)")
+    assert any(text.startswith("Preparing local/smollm2 once (first use, a few seconds)") for text in texts), texts
     assert texts[-1].startswith("local/smollm2 is ready: prepared once in"), texts

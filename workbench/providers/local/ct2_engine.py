@@ -180,14 +180,12 @@ class Ct2Decoder:
 
     def generate_ids(self, input_ids: Any, *, max_new_tokens: int, eos_ids: set[int] | frozenset[int] = frozenset(),
                      stopping_criteria: Callable[[Any, Any], Any] | None = None, streamer: Any = None,
-                     output_logits: bool = False) -> Any:
-        """Greedy: prompt plus new ids as one [1, n] tensor (eos included), or a DecoderOutput with each new
-        token's raw logits. The callback runs after every token: it feeds the streamer, asks the stopping
+                     output_logits: bool = False) -> tuple[Any, tuple[Any, ...] | None]:
+        """Greedy: (prompt plus new ids as one [1, n] tensor, eos included; with `output_logits`, each new token's
+        raw logits [1, vocab]). The callback runs after every token: it feeds the streamer, asks the stopping
         criteria (stop strings, a reader that left) and stops the engine at once when they say so."""
         import numpy as np
         import torch
-
-        from workbench.providers.local.decoder import DecoderOutput
 
         prompt = input_ids[0]
         new: list[int] = []
@@ -222,21 +220,30 @@ class Ct2Decoder:
             raise failure[0]
         sequences = torch.cat([prompt, torch.tensor(new, dtype=prompt.dtype)]).unsqueeze(0)
         if not output_logits:
-            return sequences
-        logits = tuple(torch.from_numpy(np.array(step, dtype=np.float32)).unsqueeze(0)
-                       for step in result.logits[0][: len(new)])
-        return DecoderOutput(sequences, logits)
+            return sequences, None
+        return sequences, tuple(torch.from_numpy(np.array(step, dtype=np.float32)).unsqueeze(0)
+                                for step in result.logits[0][: len(new)])
+
+
+def _open(target: Path, intra_threads: int) -> Ct2Decoder:
+    import ctranslate2
+
+    vocabulary = json.loads((target / "vocabulary.json").read_text())
+    generator = ctranslate2.Generator(str(target), device="cpu", compute_type=QUANTIZATION,
+                                      intra_threads=intra_threads)
+    return Ct2Decoder(generator, vocabulary, (target / "model.bin").stat().st_size, target, intra_threads)
 
 
 def load_engine(name: str, source: Path, cache: Path, intra_threads: int) -> Ct2Decoder:
     """The engine for the weights in `source`, converted first when this user has none for them yet."""
-    import ctranslate2
-
     with _build_lock:
         target = engine_folder(cache, name, source)
         if not (target / _MARKER).is_file():
             _prepare(name, source, target)
-        vocabulary = json.loads((target / "vocabulary.json").read_text())
-        generator = ctranslate2.Generator(str(target), device="cpu", compute_type=QUANTIZATION,
-                                          intra_threads=intra_threads)
-        return Ct2Decoder(generator, vocabulary, (target / "model.bin").stat().st_size, target, intra_threads)
+        try:
+            return _open(target, intra_threads)
+        except (OSError, RuntimeError, ValueError):
+            # finished once but unreadable now (a disk error, a hand edit): convert it again, once
+            shutil.rmtree(target, ignore_errors=True)
+            _prepare(name, source, target)
+            return _open(target, intra_threads)

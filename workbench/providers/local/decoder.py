@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from workbench.errors import ConfigError, WorkbenchWarning
 
 __all__ = ["ENV", "KINDS", "DecoderOutput", "FastDecoder", "backend_name", "decoder_for", "generate_ids", "supports"]
 
@@ -42,8 +45,6 @@ def backend_name() -> str:
     torch decoder with those weights), or transformers (the fallback: `model.generate`)."""
     chosen = os.environ.get(ENV, "").strip().lower() or KINDS[0]
     if chosen not in KINDS:
-        from workbench.errors import ConfigError
-
         raise ConfigError(f"{ENV}={chosen!r} is not a local backend: use one of {', '.join(KINDS)}")
     return chosen
 
@@ -296,10 +297,6 @@ def _engine(loaded: Any) -> Any:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             why = f"preparing it failed ({type(exc).__name__}: {first})"
     if why:
-        import warnings
-
-        from workbench.errors import WorkbenchWarning
-
         warnings.warn(f"local/{loaded.name}: the CTranslate2 engine is not used: {why}; generating with the fp16 "
                       f"torch decoder instead (about half the speed). {ENV}=fp16 silences this.",
                       WorkbenchWarning, stacklevel=3)
@@ -343,9 +340,10 @@ def generate_ids(decoder: Any, input_ids: Any, *, max_new_tokens: int, temperatu
     if not isinstance(decoder, FastDecoder):  # the CTranslate2 engine: greedy only (decoder_for sees to it)
         if temperature > 0:
             raise ValueError("the CTranslate2 engine serves greedy calls only")
-        return decoder.generate_ids(input_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
-                                    stopping_criteria=stopping_criteria, streamer=streamer,
-                                    output_logits=output_logits)
+        sequences, logits = decoder.generate_ids(input_ids, max_new_tokens=max_new_tokens, eos_ids=eos_ids,
+                                                 stopping_criteria=stopping_criteria, streamer=streamer,
+                                                 output_logits=output_logits)
+        return DecoderOutput(sequences, logits) if logits is not None else sequences
     import torch
 
     kept: list[Any] = []
