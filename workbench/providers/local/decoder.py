@@ -280,6 +280,13 @@ def _engine(loaded: Any) -> Any:
     where it cannot serve: then the fp16 decoder does."""
     if "ct2_engine" in loaded.extra:
         return loaded.extra["ct2_engine"]
+    with _build_lock:  # one engine per model, whatever threads (doctor, a bench, generation) ask at once
+        if "ct2_engine" not in loaded.extra:
+            loaded.extra["ct2_engine"] = _load_engine(loaded)
+    return loaded.extra["ct2_engine"]
+
+
+def _load_engine(loaded: Any) -> Any:
     from workbench.providers.local import ct2_engine
     from workbench.providers.local import weights as local_weights
 
@@ -298,9 +305,8 @@ def _engine(loaded: Any) -> Any:
             why = f"preparing it failed ({type(exc).__name__}: {first})"
     if why:
         warnings.warn(f"local/{loaded.name}: the CTranslate2 engine is not used: {why}; generating with the fp16 "
-                      f"torch decoder instead (about half the speed). {ENV}=fp16 silences this.",
-                      WorkbenchWarning, stacklevel=3)
-    loaded.extra["ct2_engine"] = engine
+                      f"torch decoder instead (less than half the speed). {ENV}=fp16 silences this.",
+                      WorkbenchWarning, stacklevel=4)
     return engine
 
 
