@@ -2,10 +2,11 @@
 
 Why: decoding SmolLM2 one token at a time is ~120 small matmuls plus ~250 small ops a token; in torch each costs a
 dispatch through Python, so even our hand-written decoder (decoder.py) stays near 25 tokens/s on 2 cores, while
-CTranslate2 runs the whole step in C++ (fused kernels, its own KV cache) at ~55 tokens/s with the same fp32
-weights: the same greedy answers as transformers (the 12 recorded course answers are identical), 3.6x the old
-path. It ships as a prebuilt wheel (nothing compiles at install) and reads a model folder converted once from the
-loaded model's own safetensors (no download). docs/decisions.md has the measurements.
+CTranslate2 runs the whole step in C++ (fused kernels, its own KV cache) at 43-55 tokens/s with the same fp32
+weights: the same greedy answers as transformers (the 12 recorded course answers are identical), 2.5-3.1x the
+old path (fp32 `generate`) in bench/bench_local.py. It ships as a prebuilt wheel (nothing compiles at install)
+and reads a model folder converted once from the loaded model's own safetensors (no download). docs/decisions.md
+has the measurements.
 
 What it serves: greedy calls (temperature 0, the default, and every judge) of a model decoder.py's `supports()`
 accepts whose weights are a folder on disk (the bundled model's cache, a local folder, a hub snapshot). Sampled

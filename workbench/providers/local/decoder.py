@@ -1,7 +1,7 @@
 """The fast generation backends for Llama-shaped `local/` models: which one serves a call, and a hand-written torch
 decoder with a preallocated KV cache.
 
-`decoder_for` picks: greedy calls go to the CTranslate2 engine (ct2_engine.py, the default: ~3.5x the old path
+`decoder_for` picks: greedy calls go to the CTranslate2 engine (ct2_engine.py, the default: 2.5-3x the old path
 with the same fp32 weights and answers); sampled calls, models without a folder on disk (a merged adapter) and
 machines without ctranslate2 go to the torch decoder below (fp16 weights by default).
 
