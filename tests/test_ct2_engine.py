@@ -50,6 +50,19 @@ def test_the_thread_setting_is_checked_and_a_busy_machine_gets_one_thread(monkey
     assert ct2_engine.threads() == 1
 
 
+@pytest.mark.parametrize(("variable", "value"), [(local_decoder.ENV, "turbo"), (ct2_engine.THREADS_ENV, "0"),
+                                                 (ct2_engine.THREADS_ENV, "two")])
+def test_a_bad_backend_setting_is_one_error_before_the_call(monkeypatch, variable, value):
+    # checked before the model loads: the user's setting, not a failed generation retried three times with
+    # "add a fallback" advice
+    import workbench as wb
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"{variable}={value!r}") as caught:
+        wb.complete("hi", "local/smollm2", max_tokens=3, cache=False)
+    assert "attempt" not in str(caught.value) and "fallback" not in str(caught.value)
+
+
 def test_the_engine_folder_follows_the_weights(tmp_path):
     source = tmp_path / "model"
     source.mkdir()

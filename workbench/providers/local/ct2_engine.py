@@ -38,14 +38,13 @@ from typing import Any
 
 from workbench.providers.local import progress as local_progress
 
-__all__ = ["QUANTIZATION", "THREADS_ENV", "Ct2Decoder", "available", "engine_folder", "load_engine", "preload",
-           "threads"]
+__all__ = ["QUANTIZATION", "THREADS_ENV", "Ct2Decoder", "available", "configured_threads", "engine_folder",
+           "load_engine", "preload", "threads"]
 
 THREADS_ENV = "WORKBENCH_LOCAL_THREADS"
 QUANTIZATION = "float32"  # equal answers; int8 halves the bytes again but changes greedy answers on a 135M model
 _MARKER = "workbench-engine.json"  # written last: a folder without it is unfinished
 _LOCK_TIMEOUT_S = 600.0
-_build_lock = threading.Lock()
 
 
 def preload() -> None:
@@ -56,8 +55,7 @@ def preload() -> None:
     weights.py): every one of the ~200 parallel loops of a token then sleeps and wakes its threads, and generation
     fell from 45 to 20 tokens/s. Loaded first, ctranslate2 keeps its own runtime, with the user's policy.
     """
-    with contextlib.suppress(ImportError):
-        import ctranslate2  # noqa: F401
+    available()
 
 
 def available() -> bool:
@@ -68,18 +66,26 @@ def available() -> bool:
     return True
 
 
+def configured_threads() -> int | None:
+    """WORKBENCH_LOCAL_THREADS when set (checked), else None."""
+    configured = os.environ.get(THREADS_ENV, "").strip()
+    if not configured:
+        return None
+    if not configured.isdigit() or int(configured) < 1:
+        from workbench.errors import ConfigError
+
+        raise ConfigError(f"{THREADS_ENV}={configured!r} must be a whole number of threads >= 1, e.g. "
+                          f"{THREADS_ENV}=2")
+    return int(configured)
+
+
 def threads() -> int:
     """OpenMP threads for the engine: every physical core (torch's count), or WORKBENCH_LOCAL_THREADS; 1 when other
     processes already keep every core busy (spinning threads that lose their core stall each other: 2 threads
     beside one busy process on 2 cores gave 11-16 tokens/s, 1 thread 31-35)."""
-    configured = os.environ.get(THREADS_ENV, "").strip()
-    if configured:
-        if not configured.isdigit() or int(configured) < 1:
-            from workbench.errors import ConfigError
-
-            raise ConfigError(f"{THREADS_ENV}={configured!r} must be a whole number of threads >= 1, e.g. "
-                              f"{THREADS_ENV}=2")
-        return int(configured)
+    configured = configured_threads()
+    if configured is not None:
+        return configured
     import torch
 
     cores = max(torch.get_num_threads(), 1)
@@ -150,15 +156,17 @@ def _prepare(name: str, source: Path, target: Path) -> None:
     """Convert once per user, whatever processes race for it; drop this model's engines for older weights."""
     from filelock import FileLock
 
+    stem = target.name.rsplit("-", 1)[0]  # the model's part of the folder name
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f"{target.name.rsplit('-', 1)[0]}.lock"), timeout=_LOCK_TIMEOUT_S):
+    # the file lock also serializes threads of one process (each FileLock opens the file anew)
+    with FileLock(str(target.parent / f"{stem}.lock"), timeout=_LOCK_TIMEOUT_S):
         if (target / _MARKER).is_file():  # another process finished it while we waited
             return
         for stale in target.parent.glob(f".{target.name}.tmp-*"):  # from a killed process: we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
         with local_progress.stage(name, about="a few seconds") as step:
             _convert(source, target, step)
-        same_model = re.compile(re.escape(target.name.rsplit("-", 1)[0]) + "-[0-9a-f]{16}")
+        same_model = re.compile(re.escape(stem) + "-[0-9a-f]{16}")
         for older in target.parent.iterdir():
             if older != target and older.is_dir() and same_model.fullmatch(older.name):
                 shutil.rmtree(older, ignore_errors=True)
@@ -189,20 +197,20 @@ class Ct2Decoder:
         import torch
 
         prompt = input_ids[0]
+        ids = torch.empty(1, prompt.shape[0] + max_new_tokens, dtype=prompt.dtype)  # filled as tokens come
+        ids[0, : prompt.shape[0]] = prompt
         new: list[int] = []
         failure: list[BaseException] = []
 
         def on_token(step: Any) -> bool:
             try:
                 new.append(int(step.token_id))
+                length = prompt.shape[0] + len(new)
+                ids[0, length - 1] = new[-1]
                 if streamer is not None:
-                    streamer.put(torch.tensor([new[-1]]))
-                if new[-1] in eos_ids:
-                    return True
-                if stopping_criteria is not None:
-                    ids = torch.cat([prompt, torch.tensor(new, dtype=prompt.dtype)]).unsqueeze(0)
-                    return bool(stopping_criteria(ids, None)[0])
-                return False
+                    streamer.put(ids[0, length - 1 : length])
+                # the engine stops by itself at an end token (end_token below)
+                return stopping_criteria is not None and bool(stopping_criteria(ids[:, :length], None)[0])
             except BaseException as exc:  # noqa: BLE001 - raised below, on the caller's thread
                 failure.append(exc)
                 return True
@@ -219,7 +227,7 @@ class Ct2Decoder:
                 streamer.end()
         if failure:
             raise failure[0]
-        sequences = torch.cat([prompt, torch.tensor(new, dtype=prompt.dtype)]).unsqueeze(0)
+        sequences = ids[:, : prompt.shape[0] + len(new)]
         if not output_logits:
             return sequences, None
         return sequences, tuple(torch.from_numpy(np.array(step, dtype=np.float32)).unsqueeze(0)
@@ -237,14 +245,13 @@ def _open(target: Path, intra_threads: int) -> Ct2Decoder:
 
 def load_engine(name: str, source: Path, cache: Path, intra_threads: int) -> Ct2Decoder:
     """The engine for the weights in `source`, converted first when this user has none for them yet."""
-    with _build_lock:
-        target = engine_folder(cache, name, source)
-        if not (target / _MARKER).is_file():
-            _prepare(name, source, target)
-        try:
-            return _open(target, intra_threads)
-        except (OSError, RuntimeError, ValueError):
-            # finished once but unreadable now (a disk error, a hand edit): convert it again, once
-            shutil.rmtree(target, ignore_errors=True)
-            _prepare(name, source, target)
-            return _open(target, intra_threads)
+    target = engine_folder(cache, name, source)
+    if not (target / _MARKER).is_file():
+        _prepare(name, source, target)
+    try:
+        return _open(target, intra_threads)
+    except (OSError, RuntimeError, ValueError):
+        # finished once but unreadable now (a disk error, a hand edit): convert it again, once
+        shutil.rmtree(target, ignore_errors=True)
+        _prepare(name, source, target)
+        return _open(target, intra_threads)

@@ -33,7 +33,8 @@ from typing import Any
 
 from workbench.errors import ConfigError, WorkbenchWarning
 
-__all__ = ["ENV", "KINDS", "DecoderOutput", "FastDecoder", "backend_name", "decoder_for", "generate_ids", "supports"]
+__all__ = ["ENV", "KINDS", "DecoderOutput", "FastDecoder", "backend_name", "check_settings", "decoder_for",
+           "generate_ids", "supports"]
 
 ENV = "WORKBENCH_LOCAL_BACKEND"
 KINDS = ("ctranslate2", "fp16", "int8", "fp32", "transformers")  # the first is the default
@@ -47,6 +48,15 @@ def backend_name() -> str:
     if chosen not in KINDS:
         raise ConfigError(f"{ENV}={chosen!r} is not a local backend: use one of {', '.join(KINDS)}")
     return chosen
+
+
+def check_settings() -> None:
+    """Check the environment's backend settings before a call starts: a bad value is the user's one-line error,
+    not a generation failure the gateway would retry and offer a fallback for."""
+    from workbench.providers.local import ct2_engine
+
+    backend_name()
+    ct2_engine.configured_threads()
 
 
 def supports(model: Any) -> bool:

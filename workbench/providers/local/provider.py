@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.providers.local import decoder as local_decoder
 from workbench.providers.local import generate as local_generate
 from workbench.providers.local import logprobs
 from workbench.providers.local.adapters import model_for
@@ -51,6 +52,7 @@ def _bad_request(model: str, exc: WorkbenchError) -> Exception:
 def _prepare(model: str, kwargs: dict[str, Any]) -> tuple[Any, GenerationSettings]:
     try:
         settings = GenerationSettings.from_params(dict(kwargs.get("optional_params") or {}))
+        local_decoder.check_settings()
         return model_for(model), settings
     except WorkbenchError as exc:
         raise _bad_request(model, exc) from exc
